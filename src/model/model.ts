@@ -1,0 +1,237 @@
+/**
+ * Model: an ONNX graph with its sites, run in ONNX Runtime with any values captured and any values changed.
+ * Captures and interventions are arguments of one run; they compile into a cached graph variant and leave the
+ * model itself unchanged.
+ *
+ * @example
+ * const model = await Model.load('cnn.onnx');
+ * const { outputs, captures } = await model.run({ x }, {
+ *   capture: ['c2.conv'],
+ *   interventions: [{ site: 'relu1', kind: 'zero', units: [3] }],
+ * });
+ */
+import { Graph, type ValueInfo } from '../onnx/graph.js';
+import { addOutputs } from '../onnx/rewrite.js';
+import { batchRows, runBatched } from '../runtime/batch.js';
+import { SessionCache } from '../runtime/cache.js';
+import { defaultRuntime } from '../runtime/default.js';
+import type { Runtime, SessionOptions } from '../runtime/runtime.js';
+import { bytesPerElement, sizeOf, sliceRows, Tensor } from '../runtime/tensor.js';
+import { compileInterventions, resolveIntervention, variantKey, type Intervention, type Resolved, type SiteLayout } from './interventions.js';
+import { listSites, SiteIndex, type Site } from './sites.js';
+import { validateFeeds } from './validate.js';
+import { unknownNameError } from '../util/nearest.js';
+import { readModelFile } from './source.js';
+import { batchMeans } from './batch-mean.js';
+
+export interface LoadOptions extends SessionOptions {
+  readonly runtime?: Runtime;
+  /** Memory budget of one runtime call in bytes; larger batches are split (default 512 MiB). */
+  readonly maxBatchBytes?: number;
+}
+
+export interface RunOptions {
+  /** Sites to read (aliases or raw value names). */
+  readonly capture?: readonly string[];
+  /** Changes applied in order. */
+  readonly interventions?: readonly Intervention[];
+  readonly maxBatchBytes?: number;
+  readonly allowNaN?: boolean;
+  readonly onProgress?: (done: number, total: number) => void;
+  readonly signal?: AbortSignal;
+}
+
+export interface RunResult {
+  /** The model's outputs by name. */
+  readonly outputs: Record<string, Tensor>;
+  /** Captured sites by the name they were asked for. */
+  readonly captures: Record<string, Tensor>;
+}
+
+/** What a probe run learnt for inputs of one shape: every site's concrete layout. */
+interface Probe {
+  readonly rows: number;
+  readonly layouts: ReadonlyMap<string, SiteLayout>;
+  /** Bytes of all site values per batch row: the memory one row costs in a run, at most. */
+  readonly bytesPerRow: number;
+}
+
+const DEFAULT_BUDGET = 512 * 2 ** 20;
+
+export class Model {
+  readonly sites: readonly Site[];
+  private readonly index: SiteIndex;
+  private readonly cache: SessionCache;
+  private readonly probes = new Map<string, Promise<Probe>>();
+
+  private constructor(
+    readonly graph: Graph,
+    readonly runtime: Runtime,
+    private readonly options: LoadOptions,
+    readonly source: string,
+  ) {
+    this.sites = listSites(graph);
+    this.index = new SiteIndex(this.sites);
+    this.cache = new SessionCache(runtime, options);
+  }
+
+  /** Loads an .onnx file (a path, in Node) or its bytes; checks the graph before anything runs. */
+  static async load(source: string | Uint8Array, options: LoadOptions = {}): Promise<Model> {
+    const label = typeof source === 'string' ? source : 'model bytes';
+    const model = typeof source === 'string' ? await readModelFile(source) : Graph.decode(source, label).model;
+    const graph = new Graph(model);
+    graph.validate(label);
+    const runtime = options.runtime ?? (await defaultRuntime());
+    const m = new Model(graph, runtime, options, label);
+    await m.cache.get('plain', () => graph.encode()).catch((e: Error) => {
+      throw new Error(`${label}: ${e.message}`);
+    });
+    return m;
+  }
+
+  get inputs(): ValueInfo[] {
+    return this.graph.inputs;
+  }
+
+  get outputs(): ValueInfo[] {
+    return this.graph.outputs;
+  }
+
+  /** Looks a site up by alias or raw value name; an unknown name lists the nearest ones. */
+  site(name: string): Site {
+    return this.index.get(name);
+  }
+
+  /** Sessions compiled so far (each distinct capture/intervention structure compiles once). */
+  get compiledVariants(): number {
+    return this.cache.compiled;
+  }
+
+  /** Every site with its dtype and concrete shape for inputs of the given shapes (a probe run on zeros). */
+  async resolveSites(inputShapes: Readonly<Record<string, readonly number[]>> = {}): Promise<Site[]> {
+    const feeds: Record<string, Tensor> = {};
+    for (const inp of this.inputs) {
+      const shape = inputShapes[inp.name] ?? (inp.shape ?? []).map((d) => (typeof d === 'number' ? d : 1));
+      if (!inp.dtype) throw new Error(`input '${inp.name}' has no declared element type; cannot probe`);
+      feeds[inp.name] = Tensor.zeros(inp.dtype, shape);
+    }
+    const names = this.inputs.map((i) => i.name);
+    for (const k of Object.keys(inputShapes)) if (!names.includes(k)) throw unknownNameError('input', k, names);
+    const probe = await this.probe(feeds, true);
+    return this.sites.map((s) => {
+      const l = probe.layouts.get(s.value);
+      return l ? { ...s, dtype: l.dtype, shape: l.shape } : s;
+    });
+  }
+
+  /** Runs the model; captures and interventions apply to this call only. */
+  async run(inputs: Readonly<Record<string, Tensor>>, options: RunOptions = {}): Promise<RunResult> {
+    validateFeeds(this.inputs, inputs, options.allowNaN);
+    const capture = (options.capture ?? []).map((c) => [c, this.site(c)] as const);
+    const ivs = options.interventions ?? [];
+    for (const iv of ivs) this.site(iv.site);
+    const batched = this.batchedInputs();
+    const rows = batchRows(inputs, batched);
+    const needProbe = ivs.length > 0 || rows > 1;
+    const probe = needProbe ? await this.probe(inputs, false) : undefined;
+    const budget = options.maxBatchBytes ?? this.options.maxBatchBytes ?? DEFAULT_BUDGET;
+    const rowsPerCall = probe && batched.size > 0 ? Math.max(1, Math.floor(budget / Math.max(1, probe.bytesPerRow))) : Infinity;
+
+    let resolved = await this.resolveAll(ivs, inputs, probe, rows);
+    const plan = { batched: new Set([...batched]), rowsPerCall, onProgress: options.onProgress, signal: options.signal };
+    if (rows > rowsPerCall && resolved.some((r) => r.kind === 'batchMean')) {
+      // Split calls would each average over their own rows; compute the whole batch's means first.
+      resolved = await batchMeans(resolved, (rs, site) => this.execute(inputs, rs, [site], { ...plan, onProgress: undefined }).then((o) => o[site]));
+    }
+    const fetchValues = [...new Set([...this.outputs.map((o) => o.name), ...capture.map(([, s]) => s.value)])];
+    const out = await this.execute(inputs, resolved, fetchValues, plan);
+    const outputs: Record<string, Tensor> = {};
+    for (const o of this.outputs) outputs[o.name] = out[o.name];
+    const captures: Record<string, Tensor> = {};
+    for (const [asked, s] of capture) captures[asked] = out[s.value];
+    return { outputs, captures };
+  }
+
+  /** Releases every compiled session. */
+  async dispose(): Promise<void> {
+    await this.cache.clear();
+  }
+
+  /** Runs a graph variant: the given interventions compiled in, the given values fetched, batched to budget. */
+  private async execute(
+    inputs: Readonly<Record<string, Tensor>>,
+    resolved: readonly Resolved[],
+    fetches: readonly string[],
+    plan: { batched: Set<string>; rowsPerCall: number; onProgress?: (d: number, t: number) => void; signal?: AbortSignal },
+  ): Promise<Record<string, Tensor>> {
+    const outputs = new Set(this.outputs.map((o) => o.name));
+    const plain = resolved.length === 0 && fetches.every((f) => outputs.has(f));
+    const key = plain ? 'plain' : `${[...fetches].sort().join('\u0000')}#${variantKey(resolved)}`;
+    const compiled = compileInterventions(this.graph, resolved);
+    const session = await this.cache.get(key, () => (plain ? this.graph.encode() : addOutputs(compiled.graph, fetches).encode()));
+    const feeds = { ...inputs, ...compiled.feeds };
+    const rows = batchRows(inputs, plan.batched);
+    // Intervention tensors whose axis 0 is the batch (patched values, full replacements) split with the inputs.
+    const batched = new Set(plan.batched);
+    for (const [k, t] of Object.entries(compiled.feeds)) if (rows > 1 && t.rank > 0 && t.shape[0] === rows) batched.add(k);
+    return runBatched(session, feeds, fetches, { ...plan, batched });
+  }
+
+  private async resolveAll(ivs: readonly Intervention[], inputs: Readonly<Record<string, Tensor>>, probe: Probe | undefined, rows: number): Promise<Resolved[]> {
+    if (ivs.length === 0) return [];
+    // A patch takes its value from a plain run of other inputs; all patched sites come from one such run.
+    const patchSites = [...new Set(ivs.filter((iv) => iv.kind === 'patch').map((iv) => iv.site))];
+    const sources = new Map<Readonly<Record<string, Tensor>>, Record<string, Tensor>>();
+    for (const iv of ivs) {
+      if (iv.kind !== 'patch' || sources.has(iv.from)) continue;
+      sources.set(iv.from, (await this.run(iv.from, { capture: patchSites })).captures);
+    }
+    return ivs.map((iv) => {
+      const site = this.site(iv.site);
+      const layout = probe?.layouts.get(site.value);
+      if (!layout) throw new Error(`${iv.kind} on '${iv.site}': the shape of this site could not be resolved by a probe run`);
+      const shape = probe && probe.rows !== rows && layout.shape[0] === probe.rows ? [rows, ...layout.shape.slice(1)] : layout.shape;
+      return resolveIntervention(iv, site, { dtype: layout.dtype, shape }, iv.kind === 'patch' ? sources.get(iv.from)?.[iv.site] : undefined);
+    });
+  }
+
+  /** Inputs whose axis 0 is a batch: declared with a symbolic or unknown first dimension. */
+  private batchedInputs(): Set<string> {
+    return new Set(this.inputs.filter((i) => i.shape && i.shape.length > 0 && typeof i.shape[0] !== 'number').map((i) => i.name));
+  }
+
+  /**
+   * Runs the capture-all variant once per input signature (on two rows of the batch where it has a batch axis) to
+   * learn every site's dtype and shape, and what a batch row costs in memory.
+   */
+  private probe(inputs: Readonly<Record<string, Tensor>>, exact: boolean): Promise<Probe> {
+    const batched = this.batchedInputs();
+    const rows = batchRows(inputs, batched);
+    const probeRows = exact ? rows : Math.min(rows, 2);
+    const sig = Object.entries(inputs).map(([k, t]) => `${k}:${batched.has(k) ? [probeRows, ...t.shape.slice(1)] : t.shape}`).join(';');
+    let p = this.probes.get(sig);
+    if (!p) {
+      const feeds: Record<string, Tensor> = {};
+      for (const [k, t] of Object.entries(inputs)) feeds[k] = batched.has(k) && probeRows < rows ? sliceRows(t, 0, probeRows) : t;
+      p = this.runProbe(feeds, probeRows);
+      p.catch(() => this.probes.delete(sig));
+      this.probes.set(sig, p);
+    }
+    return p;
+  }
+
+  private async runProbe(feeds: Record<string, Tensor>, rows: number): Promise<Probe> {
+    const values = this.sites.map((s) => s.value);
+    const session = await this.cache.get('probe', () => addOutputs(this.graph, values).encode());
+    const out = await session.run(feeds, values);
+    const layouts = new Map<string, SiteLayout>();
+    let bytes = 0;
+    for (const v of values) {
+      const t = out[v];
+      if (!t) continue;
+      layouts.set(v, { dtype: t.dtype, shape: t.shape });
+      bytes += sizeOf(t.shape) * bytesPerElement(t.dtype);
+    }
+    return { rows, layouts, bytesPerRow: bytes / Math.max(1, rows) };
+  }
+}

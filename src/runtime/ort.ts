@@ -1,0 +1,61 @@
+/**
+ * A Runtime over any ONNX Runtime JavaScript package: onnxruntime-node and onnxruntime-web share the
+ * onnxruntime-common API, so one adapter serves both and the package is passed in.
+ */
+import type * as Ort from 'onnxruntime-common';
+import { Tensor, isDType, type DType, type DataTypeMap } from './tensor.js';
+import type { Runtime, RuntimeSession, SessionOptions } from './runtime.js';
+
+type OrtModule = Pick<typeof Ort, 'InferenceSession' | 'Tensor'>;
+
+function toOrt(ort: OrtModule, name: string, t: Tensor): Ort.Tensor {
+  return new ort.Tensor(t.dtype, t.data as Ort.Tensor.DataType, [...t.shape]);
+}
+
+function fromOrt(name: string, t: Ort.Tensor): Tensor {
+  if (!isDType(t.type)) throw new Error(`output '${name}': ONNX Runtime returned a ${t.type} tensor, which glassbox does not hold`);
+  return new Tensor(t.type as DType, t.data as DataTypeMap[DType], t.dims);
+}
+
+/** Strips the runtime's boilerplate so the message leads with what went wrong. */
+function runtimeMessage(e: unknown): string {
+  return String((e as Error)?.message ?? e).replace(/^\[ONNXRuntimeError\] : \d+ : [A-Z_]+ : /, '');
+}
+
+export function ortRuntime(ort: OrtModule, name: string, defaultProviders: readonly string[]): Runtime {
+  return {
+    name,
+    async createSession(model: Uint8Array, options: SessionOptions = {}): Promise<RuntimeSession> {
+      let session: Ort.InferenceSession;
+      try {
+        session = await ort.InferenceSession.create(model, {
+          graphOptimizationLevel: options.optimization ?? 'disabled',
+          ...(options.threads === undefined ? {} : { intraOpNumThreads: options.threads }),
+          interOpNumThreads: 1,
+          executionProviders: [...(options.executionProviders ?? defaultProviders)],
+          logSeverityLevel: 3,
+        });
+      } catch (e) {
+        throw new Error(`${name} cannot load the model: ${runtimeMessage(e)}`);
+      }
+      return {
+        inputNames: session.inputNames,
+        outputNames: session.outputNames,
+        async run(feeds, fetches) {
+          const ortFeeds: Record<string, Ort.Tensor> = {};
+          for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = toOrt(ort, k, v);
+          let out: Ort.InferenceSession.ReturnType;
+          try {
+            out = fetches ? await session.run(ortFeeds, [...fetches]) : await session.run(ortFeeds);
+          } catch (e) {
+            throw new Error(`${name} failed to run the model: ${runtimeMessage(e)}`);
+          }
+          const result: Record<string, Tensor> = {};
+          for (const [k, v] of Object.entries(out)) result[k] = fromOrt(k, v);
+          return result;
+        },
+        release: () => session.release(),
+      };
+    },
+  };
+}
