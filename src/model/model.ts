@@ -23,11 +23,16 @@ import { validateFeeds } from './validate.js';
 import { unknownNameError } from '../util/nearest.js';
 import { readModelFile } from './source.js';
 import { batchMeans } from './batch-mean.js';
+import { describeSites } from './describe.js';
 
 export interface LoadOptions extends SessionOptions {
   readonly runtime?: Runtime;
   /** Memory budget of one runtime call in bytes; larger batches are split (default 512 MiB). */
   readonly maxBatchBytes?: number;
+  /** Input shapes for the load-time probe that gives every site its dtype and shape (default: symbolic dims probed). */
+  readonly inputShapes?: Readonly<Record<string, readonly number[]>>;
+  /** Skip the load-time probe (sites then carry only what the file declares). */
+  readonly probe?: boolean;
 }
 
 export interface RunOptions {
@@ -59,8 +64,9 @@ interface Probe {
 const DEFAULT_BUDGET = 512 * 2 ** 20;
 
 export class Model {
-  readonly sites: readonly Site[];
-  private readonly index: SiteIndex;
+  private index: SiteIndex;
+  /** Why the load-time probe failed, if it did (sites then carry only what the file declares). */
+  probeError?: string;
   private readonly cache: SessionCache;
   private readonly probes = new Map<string, Promise<Probe>>();
 
@@ -70,8 +76,7 @@ export class Model {
     private readonly options: LoadOptions,
     readonly source: string,
   ) {
-    this.sites = listSites(graph);
-    this.index = new SiteIndex(this.sites);
+    this.index = new SiteIndex(listSites(graph));
     this.cache = new SessionCache(runtime, options);
   }
 
@@ -86,7 +91,20 @@ export class Model {
     await m.cache.get('plain', () => graph.encode()).catch((e: Error) => {
       throw new Error(`${label}: ${e.message}`);
     });
+    if (options.probe !== false) {
+      try {
+        m.index = new SiteIndex(await describeSites(m.sites, m.inputs, (feeds) => m.runProbe(feeds, 1).then((p) => p.layouts), options.inputShapes));
+      } catch (e) {
+        if (options.inputShapes) throw new Error(`${label}: probe run with the given input shapes failed: ${(e as Error).message}`);
+        m.probeError = (e as Error).message;
+      }
+    }
     return m;
+  }
+
+  /** Every intermediate value: inputs first, then node outputs in graph order (Constant nodes are weights, not sites). */
+  get sites(): readonly Site[] {
+    return this.index.sites;
   }
 
   get inputs(): ValueInfo[] {
@@ -168,7 +186,7 @@ export class Model {
     const plain = resolved.length === 0 && fetches.every((f) => outputs.has(f));
     const key = plain ? 'plain' : `${[...fetches].sort().join('\u0000')}#${variantKey(resolved)}`;
     const compiled = compileInterventions(this.graph, resolved);
-    const session = await this.cache.get(key, () => (plain ? this.graph.encode() : addOutputs(compiled.graph, fetches).encode()));
+    const session = await this.cache.get(key, () => (plain ? this.graph.encode() : addOutputs(compiled.graph, fetches).encode()), plain ? undefined : this.variantOptions());
     const feeds = { ...inputs, ...compiled.feeds };
     const rows = batchRows(inputs, plan.batched);
     // Intervention tensors whose axis 0 is the batch (patched values, full replacements) split with the inputs.
@@ -193,6 +211,15 @@ export class Model {
       const shape = probe && probe.rows !== rows && layout.shape[0] === probe.rows ? [rows, ...layout.shape.slice(1)] : layout.shape;
       return resolveIntervention(iv, site, { dtype: layout.dtype, shape }, iv.kind === 'patch' ? sources.get(iv.from)?.[iv.site] : undefined);
     });
+  }
+
+  /**
+   * Variants (captures, interventions) compile at most at level 'basic': ONNX Runtime 1.30's extended fusions can
+   * crash the process when some values are graph outputs (seen: a Range output in the GPT fixture).
+   */
+  private variantOptions(): SessionOptions {
+    const level = this.options.optimization;
+    return level === 'extended' || level === 'all' ? { optimization: 'basic' } : {};
   }
 
   /** Inputs whose axis 0 is a batch: declared with a symbolic or unknown first dimension. */
@@ -222,7 +249,7 @@ export class Model {
 
   private async runProbe(feeds: Record<string, Tensor>, rows: number): Promise<Probe> {
     const values = this.sites.map((s) => s.value);
-    const session = await this.cache.get('probe', () => addOutputs(this.graph, values).encode());
+    const session = await this.cache.get('probe', () => addOutputs(this.graph, values).encode(), this.variantOptions());
     const out = await session.run(feeds, values);
     const layouts = new Map<string, SiteLayout>();
     let bytes = 0;

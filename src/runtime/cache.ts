@@ -15,15 +15,15 @@ export class SessionCache {
     private readonly capacity = 16,
   ) {}
 
-  /** The session for `key`, compiling `build()` the first time the key is seen. */
-  get(key: string, build: () => Uint8Array): Promise<RuntimeSession> {
+  /** The session for `key`, compiling `build()` the first time the key is seen (with `options` over the cache's own). */
+  get(key: string, build: () => Uint8Array, options?: SessionOptions): Promise<RuntimeSession> {
     const hit = this.entries.get(key);
     if (hit) {
       this.entries.delete(key);
       this.entries.set(key, hit);
       return hit;
     }
-    const made = this.runtime.createSession(build(), this.options);
+    const made = this.runtime.createSession(build(), { ...this.options, ...options });
     made.catch(() => this.entries.delete(key));
     this.entries.set(key, made);
     this.compiled++;
