@@ -3,7 +3,9 @@
  * interventions (interpose ops between a value and its readers) and cuts (feed a value from outside) are built on these.
  */
 import { Graph } from './graph.js';
+import type { DType } from '../runtime/tensor.js';
 import { makeValueInfo, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.js';
+import { ONNX_DTYPE } from './tensor-proto.js';
 
 /** A name not yet used in the graph, derived from `base`. */
 export function freshName(g: Graph, base: string, taken: ReadonlySet<string> = new Set()): string {
@@ -112,12 +114,17 @@ export function interpose(g: Graph, name: string, build: (source: string) => { n
   return g.withGraph({ node: topoSort([...node, ...built.nodes]), initializer: [...g.proto.initializer, ...(built.initializers ?? [])] });
 }
 
-/** Cuts the edge into `name`: its readers take a new graph input of the same name, fed by the caller. */
-export function cutEdge(g: Graph, name: string): Graph {
+/**
+ * Cuts the edge into `name`: its readers take a new graph input of the same name, fed by the caller. A graph
+ * input needs an element type: the graph's own, or `dtype` when the file declares none (ONNX Runtime's probe knows it).
+ */
+export function cutEdge(g: Graph, name: string, dtype?: DType): Graph {
   requireValue(g, name, 'cutEdge');
   const v = g.values.get(name)!;
   if (v.kind === 'input') return g;
-  const info = valueInfoFor(g, name);
+  const elemType = v.elemType ?? (dtype === undefined ? undefined : ONNX_DTYPE[dtype]);
+  if (elemType === undefined) throw new Error(`cutEdge: the graph declares no element type for '${name}'; pass its dtype`);
+  const info = makeValueInfo(name, elemType);
   if (v.kind === 'initializer') {
     return g.withGraph({ initializer: g.proto.initializer.filter((t) => t.name !== name), input: [...g.proto.input.filter((i) => i.name !== name), info] });
   }
@@ -127,7 +134,7 @@ export function cutEdge(g: Graph, name: string): Graph {
   return prune(g.withGraph({ node, input: [...g.proto.input, info] }));
 }
 
-/** Drops nodes whose outputs reach no graph output (and that are not inside control flow of a kept node). */
+/** Drops nodes, graph inputs and initializers that no graph output depends on (subgraph reads count). */
 export function prune(g: Graph): Graph {
   const needed = new Set(g.proto.output.map((o) => o.name));
   const keep = new Array<boolean>(g.nodes.length).fill(false);
@@ -139,8 +146,10 @@ export function prune(g: Graph): Graph {
     // Subgraphs read outer values by name without listing them as inputs; keep every name they mention.
     for (const a of n.attribute) for (const sub of [a.g, ...a.graphs]) if (sub) collectNames(sub, needed);
   }
-  if (keep.every(Boolean)) return g;
-  return g.withGraph({ node: g.nodes.filter((_, i) => keep[i]) });
+  const input = g.proto.input.filter((v) => needed.has(v.name));
+  const initializer = g.proto.initializer.filter((t) => needed.has(t.name));
+  if (keep.every(Boolean) && input.length === g.proto.input.length && initializer.length === g.proto.initializer.length) return g;
+  return g.withGraph({ node: g.nodes.filter((_, i) => keep[i]), input, initializer });
 }
 
 function collectNames(sub: NonNullable<NodeProto['attribute'][number]['g']>, into: Set<string>): void {

@@ -37,8 +37,9 @@ export function onnxTypeName(code: number): string {
 }
 
 function littleEndianView(raw: Uint8Array, dtype: DType, n: number): DataTypeMap[DType] {
-  // Copy into an aligned buffer: raw_data slices of a model file are rarely aligned to the element size.
-  const buf = raw.slice().buffer;
+  // Copy into a fresh, aligned buffer: raw_data is a view into the model file (a Node Buffer, whose slice() would
+  // share the file's memory), rarely aligned to the element size.
+  const buf = new Uint8Array(raw).buffer;
   switch (dtype) {
     case 'float32': return new Float32Array(buf, 0, n);
     case 'float64': return new Float64Array(buf, 0, n);
@@ -74,7 +75,7 @@ export function tensorFromProto(tp: TensorProto): Tensor {
     if (tp.rawData.length !== need) {
       throw new Error(`${what}: raw_data has ${tp.rawData.length} bytes, shape [${shape.join(', ')}] of ${dtype} needs ${need}`);
     }
-    return new Tensor<DType>(dtype, littleEndianView(tp.rawData, dtype, n) as DataTypeMap[DType] as never, shape);
+    return new Tensor<DType>(dtype, littleEndianView(tp.rawData, dtype, n) as never, shape);
   }
   const out = Tensor.zeros(dtype, shape);
   const src: ArrayLike<number | bigint> =

