@@ -14,7 +14,13 @@ function toOrt(ort: OrtModule, name: string, t: Tensor): Ort.Tensor {
 
 function fromOrt(name: string, t: Ort.Tensor): Tensor {
   if (!isDType(t.type)) throw new Error(`output '${name}': ONNX Runtime returned a ${t.type} tensor, which glassbox does not hold`);
-  return new Tensor(t.type as DType, t.data as DataTypeMap[DType], t.dims);
+  let data = t.data as DataTypeMap[DType];
+  // Where the platform has Float16Array, onnxruntime returns float16 as one; glassbox holds the raw half bits.
+  if (t.type === 'float16' && !(data instanceof Uint16Array)) {
+    const d = data as unknown as ArrayBufferView & { length: number };
+    data = new Uint16Array(d.buffer, d.byteOffset, d.length);
+  }
+  return new Tensor(t.type as DType, data, t.dims);
 }
 
 /** Strips the runtime's boilerplate so the message leads with what went wrong. */

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { Graph } from '../../src/onnx/graph.js';
 import { addOutputs, cutEdge, insertNodes, interpose, prune, topoSort } from '../../src/onnx/rewrite.js';
-import { makeNode } from '../../src/onnx/proto.js';
+import { makeNode, makeTensorProto } from '../../src/onnx/proto.js';
 import { tensorFromProto, tensorToProto } from '../../src/onnx/tensor-proto.js';
 import { nodeRuntime } from '../../src/runtime/node.js';
 import { Tensor } from '../../src/runtime/tensor.js';
@@ -120,4 +120,21 @@ test('topoSort orders inserted nodes after their producers and rejects cycles', 
   const order = g2.nodes.map((n) => n.output[0]);
   assert.ok(order.indexOf('neg') > order.indexOf('/relu1/Relu_output_0'));
   assert.equal(prune(g2).nodes.length, g.nodes.length, 'prune drops the dead Neg');
+});
+
+test('tensorFromProto reads the typed repeated fields, not only raw_data', () => {
+  const f = tensorFromProto(makeTensorProto({ dataType: 1, dims: [2n], floatData: [1.5, -2] }));
+  assert.deepEqual([f.dtype, f.toArray()], ['float32', [1.5, -2]]);
+  const i8 = tensorFromProto(makeTensorProto({ dataType: 3, dims: [3n], int32Data: [-128, 0, 127] }));
+  assert.deepEqual([i8.dtype, i8.toArray()], ['int8', [-128, 0, 127]]);
+  const b = tensorFromProto(makeTensorProto({ dataType: 9, dims: [2n], int32Data: [1, 0] }));
+  assert.deepEqual([b.dtype, b.toArray()], ['bool', [1, 0]]);
+  const l = tensorFromProto(makeTensorProto({ dataType: 7, dims: [1n], int64Data: [-(2n ** 40n)] }));
+  assert.equal(l.data[0], -(2n ** 40n));
+  const d = tensorFromProto(makeTensorProto({ dataType: 11, dims: [], doubleData: [Math.E] }));
+  assert.deepEqual([d.shape, d.toArray()], [[], [Math.E]]);
+  const u = tensorFromProto(makeTensorProto({ dataType: 12, dims: [1n], uint64Data: [4000000000n] }));
+  assert.deepEqual([u.dtype, u.toArray()], ['uint32', [4000000000]]);
+  assert.throws(() => tensorFromProto(makeTensorProto({ name: 'w', dataType: 1, dims: [3n], floatData: [1] })), /tensor 'w': holds 1 values, shape \[3\] needs 3/);
+  assert.throws(() => tensorFromProto(makeTensorProto({ name: 'w', dataType: 16, dims: [1n] })), /tensor 'w': element type bfloat16 is not supported/);
 });

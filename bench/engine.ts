@@ -1,0 +1,120 @@
+/**
+ * Engine benchmark (issue: the engine): glassbox's plain run against a PyTorch forward of the same weights on the
+ * same machine, and the cost of capturing sites. PyTorch runs in Debian's python3-torch (bench/torch_forward.py
+ * rebuilds the exact exported weights from their seed). Rounds alternate glassbox and PyTorch so both see the same
+ * machine state; every figure is a median over rounds of per-round medians.
+ *
+ *   npm run bench -- [--rounds 5] [--runs 20] [--only cnn,gpt]
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import '../src/index.js';
+import { Model } from '../src/model/model.js';
+import type { OptimizationLevel } from '../src/runtime/runtime.js';
+import { Tensor } from '../src/runtime/tensor.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const PYTHON = '/usr/bin/python3';
+
+interface Case { model: 'mlp' | 'cnn' | 'resnet18' | 'gpt'; batch: number; seq?: number; oneSite: string }
+const CASES: Case[] = [
+  { model: 'cnn', batch: 64, oneSite: 'relu1.relu' },
+  { model: 'gpt', batch: 8, seq: 32, oneSite: 'blocks.1.attn.softmax' },
+  { model: 'mlp', batch: 64, oneSite: 'relu1.relu' },
+  { model: 'resnet18', batch: 8, oneSite: 'layer3.0.relu.relu' },
+];
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+function inputFor(c: Case): Record<string, Tensor> {
+  if (c.model === 'gpt') return { tokens: Tensor.int64(Array.from({ length: c.batch * c.seq! }, (_, i) => (i * 31) % 96), [c.batch, c.seq!]) };
+  const shape = { mlp: [784], cnn: [1, 28, 28], resnet18: [3, 224, 224] }[c.model];
+  const n = c.batch * shape.reduce((a, b) => a * b, 1);
+  return { x: Tensor.float32(Array.from({ length: n }, (_, i) => Math.sin(i * 0.731)), [c.batch, ...shape]) };
+}
+
+async function timeRuns(f: () => Promise<unknown>, runs: number, warmup: number): Promise<number> {
+  for (let i = 0; i < warmup; i++) await f();
+  const ts: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await f();
+    ts.push(performance.now() - t0);
+  }
+  return median(ts);
+}
+
+function torchMedian(c: Case, runs: number): number {
+  const args = [join(ROOT, 'bench', 'torch_forward.py'), c.model, String(c.batch), '--runs', String(runs), '--warmup', '5', '--threads', '2'];
+  if (c.seq) args.push('--seq', String(c.seq));
+  const r = spawnSync(PYTHON, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`PyTorch baseline failed (${PYTHON} ${args.join(' ')}):\n${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!).median_ms;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, runs: { type: 'string', default: '20' }, only: { type: 'string' } } });
+  const rounds = Number(values.rounds);
+  const runs = Number(values.runs);
+  const only = values.only?.split(',');
+  const probe = spawnSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+  if (probe.status !== 0) {
+    console.error('bench: PyTorch is not installed for /usr/bin/python3; run `bash scripts/setup.sh --bench` (installs Debian python3-torch)');
+    process.exit(1);
+  }
+  const results = [];
+  for (const c of CASES.filter((x) => !only || only.includes(x.model))) {
+    const path = join(ROOT, 'fixtures', 'torch', `${c.model}.onnx`);
+    const models = new Map<OptimizationLevel, Model>();
+    for (const level of ['disabled', 'all'] as const) models.set(level, await Model.load(path, { optimization: level, threads: 2 }));
+    const exact = models.get('disabled')!;
+    const feeds = inputFor(c);
+    const allSites = exact.sites.map((s) => s.name);
+    const per: Record<string, number[]> = { exact: [], fast: [], torch: [], captureOne: [], captureAll: [] };
+    for (let r = 0; r < rounds; r++) {
+      per.exact.push(await timeRuns(() => exact.run(feeds), runs, 3));
+      per.fast.push(await timeRuns(() => models.get('all')!.run(feeds), runs, 3));
+      per.captureOne.push(await timeRuns(() => exact.run(feeds, { capture: [c.oneSite] }), runs, 3));
+      per.captureAll.push(await timeRuns(() => exact.run(feeds, { capture: allSites }), runs, 3));
+      per.torch.push(torchMedian(c, runs));
+      process.stderr.write(`bench: ${c.model} round ${r + 1}/${rounds}\r`);
+    }
+    const m = Object.fromEntries(Object.entries(per).map(([k, v]) => [k, median(v)]));
+    const row = {
+      model: c.model,
+      batch: c.batch,
+      seq: c.seq,
+      sites: allSites.length,
+      ms: m,
+      torchOverExact: m.torch / m.exact,
+      torchOverFast: m.torch / m.fast,
+      captureOneOverPlain: m.captureOne / m.exact,
+      captureAllOverPlain: m.captureAll / m.exact,
+      rounds: per,
+    };
+    results.push(row);
+    for (const model of models.values()) await model.dispose();
+  }
+  process.stderr.write('\n');
+  const fmt = (x: number) => x.toFixed(2);
+  console.log('model     batch  glassbox exact  glassbox all  pytorch   torch/exact  torch/all  capture 1 site  capture all sites');
+  for (const r of results) {
+    const b = r.seq ? `${r.batch}x${r.seq}` : String(r.batch);
+    console.log(
+      `${r.model.padEnd(9)} ${b.padEnd(6)} ${fmt(r.ms.exact).padStart(10)} ms ${fmt(r.ms.fast).padStart(9)} ms ${fmt(r.ms.torch).padStart(7)} ms ` +
+        `${fmt(r.torchOverExact).padStart(9)}x ${fmt(r.torchOverFast).padStart(9)}x ${fmt(r.captureOneOverPlain).padStart(12)}x ${fmt(r.captureAllOverPlain).padStart(14)}x (${r.sites})`,
+    );
+  }
+  const out = join(ROOT, 'bench', 'results', 'engine.json');
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), torch: probe.stdout.trim(), rounds, runs, results }, null, 2));
+  console.log(`written: ${out}`);
+}
+
+main().catch((e: Error) => {
+  console.error(`bench: ${e.message}`);
+  process.exit(1);
+});
