@@ -3,9 +3,10 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from './errors.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
+type Config<O extends Options> = { args: string[]; options: O; allowPositionals: true; strict: true };
 
 /** `node:util` parseArgs with its errors turned into usage errors of `command`. */
-export function parseCommand<O extends Options>(command: string, argv: string[], options: O) {
+export function parseCommand<O extends Options>(command: string, argv: string[], options: O): ReturnType<typeof parseArgs<Config<O>>> {
   try {
     return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (e) {
