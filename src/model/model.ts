@@ -91,6 +91,8 @@ export class Model {
     await m.cache.get('plain', () => graph.encode()).catch((e: Error) => {
       throw new Error(`${label}: ${e.message}`);
     });
+    const names = m.inputs.map((i) => i.name);
+    for (const k of Object.keys(options.inputShapes ?? {})) if (!names.includes(k)) throw unknownNameError('input', k, names);
     if (options.probe !== false) {
       try {
         m.index = new SiteIndex(await describeSites(m.sites, m.inputs, (feeds) => m.runProbe(feeds, 1).then((p) => p.layouts), options.inputShapes));

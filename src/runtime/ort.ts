@@ -39,7 +39,7 @@ export function ortRuntime(ort: OrtModule, name: string, defaultProviders: reado
           ...(options.threads === undefined ? {} : { intraOpNumThreads: options.threads }),
           interOpNumThreads: 1,
           executionProviders: [...(options.executionProviders ?? defaultProviders)],
-          logSeverityLevel: 3,
+          logSeverityLevel: 4,
         });
       } catch (e) {
         throw new Error(`${name} cannot load the model: ${runtimeMessage(e)}`);

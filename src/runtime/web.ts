@@ -17,12 +17,14 @@ export function setWasmThreads(n: number): void {
 }
 
 /**
- * Where onnxruntime-web fetches its WebAssembly files: a folder URL (ending in '/') holding the `ort-wasm-*.wasm`
- * files of onnxruntime-web 1.30's dist/, or the URL of the one `.wasm` file itself. Call it before the first model
- * loads.
+ * Where onnxruntime-web fetches its WebAssembly: either the URL of the `.wasm` file itself (the loader inside the bundle
+ * is used), or a folder URL: then both the loader `ort-wasm-simd-threaded.jsep.mjs` and the binary
+ * `ort-wasm-simd-threaded.jsep.wasm` come from there, as from onnxruntime-web 1.30's dist/ folder on a CDN.
+ * Call it before the first model loads.
  *
  * @example
- * setWasmPaths('https://example.org/static/ort/'); // fetches https://example.org/static/ort/ort-wasm-simd-threaded.jsep.wasm
+ * setWasmPaths('/static/ort-wasm-simd-threaded.jsep.wasm');
+ * setWasmPaths('https://example.org/onnxruntime-web@1.30.0/dist/');
  */
 export function setWasmPaths(url: string | URL): void {
   const href = String(url);
