@@ -1,6 +1,6 @@
 /**
  * Engine benchmark (issue: the engine): glassbox's plain run against a PyTorch forward of the same weights on the
- * same machine, and the cost of capturing sites. PyTorch runs in Debian's python3-torch (bench/torch_forward.py
+ * same machine, and the cost of capturing sites (against PyTorch keeping every module's output through hooks). PyTorch runs in Debian's python3-torch (bench/torch_forward.py
  * rebuilds the exact exported weights from their seed). Rounds alternate glassbox and PyTorch so both see the same
  * machine state; every figure is a median over rounds of per-round medians.
  *
@@ -47,8 +47,9 @@ async function timeRuns(f: () => Promise<unknown>, runs: number, warmup: number)
   return median(ts);
 }
 
-function torchMedian(c: Case, runs: number): number {
+function torchMedian(c: Case, runs: number, hooks: boolean): number {
   const args = [join(ROOT, 'bench', 'torch_forward.py'), c.model, String(c.batch), '--runs', String(runs), '--warmup', '5', '--threads', '2'];
+  if (hooks) args.push('--hooks');
   if (c.seq) args.push('--seq', String(c.seq));
   const r = spawnSync(PYTHON, args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`PyTorch baseline failed (${PYTHON} ${args.join(' ')}):\n${r.stderr}`);
@@ -73,13 +74,14 @@ async function main(): Promise<void> {
     const exact = models.get('disabled')!;
     const feeds = inputFor(c);
     const allSites = exact.sites.map((s) => s.name);
-    const per: Record<string, number[]> = { exact: [], fast: [], torch: [], captureOne: [], captureAll: [] };
+    const per: Record<string, number[]> = { exact: [], fast: [], torch: [], torchHooks: [], captureOne: [], captureAll: [] };
     for (let r = 0; r < rounds; r++) {
       per.exact.push(await timeRuns(() => exact.run(feeds), runs, 3));
       per.fast.push(await timeRuns(() => models.get('all')!.run(feeds), runs, 3));
       per.captureOne.push(await timeRuns(() => exact.run(feeds, { capture: [c.oneSite] }), runs, 3));
       per.captureAll.push(await timeRuns(() => exact.run(feeds, { capture: allSites }), runs, 3));
-      per.torch.push(torchMedian(c, runs));
+      per.torch.push(torchMedian(c, runs, false));
+      per.torchHooks.push(torchMedian(c, runs, true));
       process.stderr.write(`bench: ${c.model} round ${r + 1}/${rounds}\r`);
     }
     const m = Object.fromEntries(Object.entries(per).map(([k, v]) => [k, median(v)]));
@@ -93,6 +95,7 @@ async function main(): Promise<void> {
       torchOverFast: m.torch / m.fast,
       captureOneOverPlain: m.captureOne / m.exact,
       captureAllOverPlain: m.captureAll / m.exact,
+      torchHooksOverCaptureAll: m.torchHooks / m.captureAll,
       rounds: per,
     };
     results.push(row);
@@ -100,12 +103,13 @@ async function main(): Promise<void> {
   }
   process.stderr.write('\n');
   const fmt = (x: number) => x.toFixed(2);
-  console.log('model     batch  glassbox exact  glassbox all  pytorch   torch/exact  torch/all  capture 1 site  capture all sites');
+  console.log('plain forward (glassbox exact = default, no fusions; all = ONNX Runtime fusions) vs PyTorch; capture cost vs a plain run');
+  console.log('model     batch  glassbox exact  glassbox all  pytorch   torch/exact  torch/all  capture 1 site  capture all sites  torch hooks/capture all');
   for (const r of results) {
     const b = r.seq ? `${r.batch}x${r.seq}` : String(r.batch);
     console.log(
       `${r.model.padEnd(9)} ${b.padEnd(6)} ${fmt(r.ms.exact).padStart(10)} ms ${fmt(r.ms.fast).padStart(9)} ms ${fmt(r.ms.torch).padStart(7)} ms ` +
-        `${fmt(r.torchOverExact).padStart(9)}x ${fmt(r.torchOverFast).padStart(9)}x ${fmt(r.captureOneOverPlain).padStart(12)}x ${fmt(r.captureAllOverPlain).padStart(14)}x (${r.sites})`,
+        `${fmt(r.torchOverExact).padStart(9)}x ${fmt(r.torchOverFast).padStart(9)}x ${fmt(r.captureOneOverPlain).padStart(12)}x ${fmt(r.captureAllOverPlain).padStart(10)}x (${r.sites})  ${fmt(r.torchHooksOverCaptureAll).padStart(8)}x`,
     );
   }
   const out = join(ROOT, 'bench', 'results', 'engine.json');

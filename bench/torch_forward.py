@@ -45,6 +45,8 @@ def parse_args(argv: list[str], models: tuple[str, ...]) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=2, help="intra-op threads (default 2, the project's machines)")
     p.add_argument("--check", action="store_true", help="compare against the stored fixture output instead of timing")
+    p.add_argument("--hooks", action="store_true",
+                   help="keep every submodule's output through forward hooks: PyTorch's way of capturing all sites")
     args = p.parse_args(argv)
     if args.batch < 1 or args.runs < 1 or args.warmup < 0 or args.threads < 1:
         p.error("batch, runs and threads must be >= 1, warmup >= 0")
@@ -78,6 +80,12 @@ def main(argv: list[str]) -> int:
     model = fx.make_model(args.model)
     x = fx.make_input(args.model, args.batch, args.seq if args.model == "gpt" else None)
 
+    if args.hooks:
+        kept: list = []
+        for module in model.modules():
+            if module is not model:
+                module.register_forward_hook(lambda _m, _inp, out: kept.append(out))
+
     times_ms = []
     # inference_mode (a stricter no_grad) skips autograd bookkeeping entirely, PyTorch's fastest eval path.
     with torch.inference_mode():
@@ -87,8 +95,11 @@ def main(argv: list[str]) -> int:
             start = time.perf_counter()
             model(x)
             times_ms.append((time.perf_counter() - start) * 1e3)
+            if args.hooks:
+                kept.clear()
 
-    result = {"engine": "pytorch", "torch": torch.__version__, "model": args.model, "batch": args.batch}
+    result = {"engine": "pytorch", "torch": torch.__version__, "model": args.model, "batch": args.batch,
+              "hooks": args.hooks}
     if args.model == "gpt":
         result["seq"] = args.seq
     result.update({"threads": torch.get_num_threads(), "runs_ms": [round(t, 4) for t in times_ms],

@@ -9,6 +9,7 @@ import { addInputs, freshName, interpose } from '../onnx/rewrite.js';
 import { ONNX_DTYPE, tensorToProto } from '../onnx/tensor-proto.js';
 import { Tensor, type DType } from '../runtime/tensor.js';
 import type { Site } from './sites.js';
+import { firstNaN } from './validate.js';
 
 interface Common {
   /** Site alias or raw value name. */
@@ -101,8 +102,8 @@ function checkTensor(iv: Intervention, what: string, t: Tensor, layout: SiteLayo
     throw new Error(`${iv.kind} on '${iv.site}': ${what} of shape [${t.shape.join(', ')}] does not broadcast to the site's shape [${layout.shape.join(', ')}]`);
   }
   if (t.dtype === 'float32' || t.dtype === 'float64') {
-    const d = t.data as Float32Array;
-    for (let i = 0; i < d.length; i++) if (Number.isNaN(d[i])) throw new Error(`${iv.kind} on '${iv.site}': ${what} holds NaN at index ${i}`);
+    const i = firstNaN(t.data as Float32Array);
+    if (i >= 0) throw new Error(`${iv.kind} on '${iv.site}': ${what} holds NaN at index ${i}`);
   }
 }
 

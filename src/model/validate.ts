@@ -23,10 +23,31 @@ export function validateFeeds(inputs: readonly ValueInfo[], feeds: Readonly<Reco
       if (bad) throw new Error(`input '${inp.name}' must have shape ${describe(inp.shape)}, got [${t.shape.join(', ')}]`);
     }
     if (!allowNaN && (t.dtype === 'float32' || t.dtype === 'float64')) {
-      const d = t.data as Float32Array;
-      for (let i = 0; i < d.length; i++) {
-        if (Number.isNaN(d[i])) throw new Error(`input '${inp.name}' holds NaN at flat index ${i} (pass allowNaN to run anyway)`);
-      }
+      const i = firstNaN(t.data as Float32Array | Float64Array);
+      if (i >= 0) throw new Error(`input '${inp.name}' holds NaN at flat index ${i} (pass allowNaN to run anyway)`);
     }
   }
+}
+
+/**
+ * Index of the first NaN, or -1. The fast path sums in four independent chains (one chain is bound by add latency):
+ * the sum is NaN only if some element is NaN or infinities of both signs meet, and only then is the array searched.
+ */
+export function firstNaN(d: Float32Array | Float64Array): number {
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  const n = d.length & ~3;
+  for (let i = 0; i < n; i += 4) {
+    s0 += d[i];
+    s1 += d[i + 1];
+    s2 += d[i + 2];
+    s3 += d[i + 3];
+  }
+  let sum = s0 + s1 + s2 + s3;
+  for (let i = n; i < d.length; i++) sum += d[i];
+  if (!Number.isNaN(sum)) return -1;
+  for (let i = 0; i < d.length; i++) if (Number.isNaN(d[i])) return i;
+  return -1;
 }

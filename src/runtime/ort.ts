@@ -40,10 +40,14 @@ export function ortRuntime(ort: OrtModule, name: string, defaultProviders: reado
           interOpNumThreads: 1,
           executionProviders: [...(options.executionProviders ?? defaultProviders)],
           logSeverityLevel: 4,
+          ...(options.spinWait
+            ? {}
+            : { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }),
         });
       } catch (e) {
         throw new Error(`${name} cannot load the model: ${runtimeMessage(e)}`);
       }
+      const outputSet = new Set(session.outputNames);
       return {
         inputNames: session.inputNames,
         outputNames: session.outputNames,
@@ -52,7 +56,9 @@ export function ortRuntime(ort: OrtModule, name: string, defaultProviders: reado
           for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = toOrt(ort, k, v);
           let out: Ort.InferenceSession.ReturnType;
           try {
-            out = fetches ? await session.run(ortFeeds, [...fetches]) : await session.run(ortFeeds);
+            // Naming fetches costs onnxruntime a lookup per name; skip it when every output is fetched anyway.
+            const all = !fetches || (fetches.length === session.outputNames.length && fetches.every((f) => outputSet.has(f)));
+            out = all ? await session.run(ortFeeds) : await session.run(ortFeeds, [...fetches]);
           } catch (e) {
             throw new Error(`${name} failed to run the model: ${runtimeMessage(e)}`);
           }

@@ -15,6 +15,11 @@ export interface SessionOptions {
    * value bit-identical. 'all' is faster and may differ in the last bits between variants.
    */
   readonly optimization?: OptimizationLevel;
+  /**
+   * Let idle pool threads spin-wait for the next op (ONNX Runtime's default). glassbox turns it off: a model holds
+   * several sessions (plain, probe, one per variant), and threads spinning in one steal the cores of the next.
+   */
+  readonly spinWait?: boolean;
   /** Execution providers in order of preference, e.g. ['cuda', 'cpu'] or ['webgpu', 'wasm']. */
   readonly executionProviders?: readonly string[];
 }
