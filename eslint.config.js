@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['build/', 'node_modules/', 'fixtures/', 'scripts/*.py', 'bench/*.py'] },
+  { ignores: ['build/', 'node_modules/', 'fixtures/', 'scratch/', 'out/'] },
   ...tseslint.configs.recommended,
   {
     rules: {
