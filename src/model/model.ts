@@ -153,7 +153,8 @@ export class Model {
     const batched = this.batchedInputs();
     const rows = batchRows(inputs, batched);
     const needProbe = ivs.length > 0 || rows > 1;
-    const probe = needProbe ? await this.probe(inputs, false) : undefined;
+    // Interventions need the probe's site layouts; a plain run only uses it for the memory budget and runs whole without it.
+    const probe = needProbe ? await this.probe(inputs, false).catch((e: Error) => (ivs.length > 0 ? Promise.reject(e) : undefined)) : undefined;
     const budget = options.maxBatchBytes ?? this.options.maxBatchBytes ?? DEFAULT_BUDGET;
     const rowsPerCall = probe && batched.size > 0 ? Math.max(1, Math.floor(budget / Math.max(1, probe.bytesPerRow))) : Infinity;
 

@@ -14,13 +14,22 @@ export function editDistance(a: string, b: string): number {
   return prev[b.length];
 }
 
-/** Up to `k` names nearest to `query` (names containing it first, then by edit distance). */
+function commonPrefix(a: string, b: string): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
+}
+
+/**
+ * Up to `k` names nearest to `query`: names containing it first, then by edit distance less half the shared prefix
+ * (so `relu9` finds `relu1.relu` before the shorter but unrelated `x`).
+ */
 export function nearestNames(query: string, names: Iterable<string>, k = 5): string[] {
   const q = query.toLowerCase();
   const scored = [...new Set(names)].map((n) => {
     const l = n.toLowerCase();
-    const contains = l.includes(q) || q.includes(l) ? 0 : 1;
-    return { n, contains, d: editDistance(q, l) };
+    const contains = l.includes(q) || (l.length > 1 && q.includes(l)) ? 0 : 1;
+    return { n, contains, d: editDistance(q, l) - commonPrefix(q, l) / 2 };
   });
   scored.sort((x, y) => x.contains - y.contains || x.d - y.d || x.n.localeCompare(y.n));
   return scored.slice(0, k).map((s) => s.n);

@@ -90,6 +90,7 @@ test('bad captures and interventions are named before anything runs', async () =
   const model = await Model.load(cnnBytes);
   const x = cnn.input;
   await assert.rejects(model.run({ x }, { capture: ['relu_1'] }), /unknown site 'relu_1'; nearest: relu1\.relu/);
+  await assert.rejects(model.run({ x }, { capture: ['relu9'] }), /unknown site 'relu9'; nearest: relu1\.relu, relu2\.relu,/);
   const bad: [object, RegExp][] = [
     [{ site: 'c3.conv', kind: 'zero' }, /unknown site 'c3\.conv'; nearest: c1\.conv, c2\.conv/],
     [{ site: 'c2.conv', kind: 'zero', units: [64] }, /unit 64 is out of range; axis 1 of shape \[4, 64, 28, 28\] has 64 units/],
