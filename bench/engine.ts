@@ -2,7 +2,8 @@
  * Engine benchmark (issue: the engine): glassbox's plain run against a PyTorch forward of the same weights on the
  * same machine, and the cost of capturing sites (against PyTorch keeping every module's output through hooks). PyTorch runs in Debian's python3-torch (bench/torch_forward.py
  * rebuilds the exact exported weights from their seed). Rounds alternate glassbox and PyTorch so both see the same
- * machine state; every figure is a median over rounds of per-round medians.
+ * machine state, and glassbox's variants take turns run by run; every figure is a median over rounds of per-round
+ * medians.
  *
  *   npm run bench -- [--rounds 5] [--runs 20] [--only cnn,gpt]
  */
@@ -36,15 +37,17 @@ function inputFor(c: Case): Record<string, Tensor> {
   return { x: Tensor.float32(Array.from({ length: n }, (_, i) => Math.sin(i * 0.731)), [c.batch, ...shape]) };
 }
 
-async function timeRuns(f: () => Promise<unknown>, runs: number, warmup: number): Promise<number> {
-  for (let i = 0; i < warmup; i++) await f();
-  const ts: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    await f();
-    ts.push(performance.now() - t0);
+/** Medians of each function's run time, the functions taking turns run by run so drift hits them alike. */
+async function timeInterleaved(fns: Record<string, () => Promise<unknown>>, runs: number, warmup: number): Promise<Record<string, number>> {
+  const ts: Record<string, number[]> = Object.fromEntries(Object.keys(fns).map((k) => [k, []]));
+  for (let i = 0; i < warmup + runs; i++) {
+    for (const [k, f] of Object.entries(fns)) {
+      const t0 = performance.now();
+      await f();
+      if (i >= warmup) ts[k].push(performance.now() - t0);
+    }
   }
-  return median(ts);
+  return Object.fromEntries(Object.entries(ts).map(([k, v]) => [k, median(v)]));
 }
 
 function torchMedian(c: Case, runs: number, hooks: boolean): number {
@@ -76,10 +79,17 @@ async function main(): Promise<void> {
     const allSites = exact.sites.map((s) => s.name);
     const per: Record<string, number[]> = { exact: [], fast: [], torch: [], torchHooks: [], captureOne: [], captureAll: [] };
     for (let r = 0; r < rounds; r++) {
-      per.exact.push(await timeRuns(() => exact.run(feeds), runs, 3));
-      per.fast.push(await timeRuns(() => models.get('all')!.run(feeds), runs, 3));
-      per.captureOne.push(await timeRuns(() => exact.run(feeds, { capture: [c.oneSite] }), runs, 3));
-      per.captureAll.push(await timeRuns(() => exact.run(feeds, { capture: allSites }), runs, 3));
+      const t = await timeInterleaved(
+        {
+          exact: () => exact.run(feeds),
+          fast: () => models.get('all')!.run(feeds),
+          captureOne: () => exact.run(feeds, { capture: [c.oneSite] }),
+          captureAll: () => exact.run(feeds, { capture: allSites }),
+        },
+        runs,
+        3,
+      );
+      for (const k of Object.keys(t)) per[k].push(t[k]);
       per.torch.push(torchMedian(c, runs, false));
       per.torchHooks.push(torchMedian(c, runs, true));
       process.stderr.write(`bench: ${c.model} round ${r + 1}/${rounds}\r`);
