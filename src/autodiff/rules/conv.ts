@@ -1,0 +1,116 @@
+/**
+ * VJP rules of convolution and pooling, in any spatial rank. Conv's input gradient is a ConvTranspose with the same
+ * geometry; its weight gradient is a grouped Conv of the input with the output gradient (batch and channels swapped,
+ * strides and dilations exchanged). MaxPool routes the gradient through the argmax indices.
+ */
+import { attr, getAttr } from '../../onnx/proto.js';
+import { Tensor } from '../../runtime/tensor.js';
+import { intAttr, intsAttr, reduceSum } from '../helpers.js';
+import type { VjpArgs, VjpRule } from '../types.js';
+
+interface Geometry {
+  kernel: number[];
+  strides: number[];
+  dilations: number[];
+  /** [begin..., end...] as ONNX orders them. */
+  pads: number[];
+  inSpatial: number[];
+  outSpatial: number[];
+}
+
+function concrete(a: VjpArgs, v: string): number[] {
+  const s = a.info(v).shape;
+  if (!s || s.slice(2).some((d) => typeof d !== 'number')) {
+    throw new Error(`${a.node.opType} '${a.node.name}': the spatial shape of '${v}' must be known to differentiate (got [${s?.join(', ') ?? '?'}])`);
+  }
+  return s.slice(2) as number[];
+}
+
+function geometry(a: VjpArgs, kernel: number[]): Geometry {
+  const n = kernel.length;
+  const strides = intsAttr(a.node, 'strides') ?? new Array<number>(n).fill(1);
+  const dilations = intsAttr(a.node, 'dilations') ?? new Array<number>(n).fill(1);
+  const inSpatial = concrete(a, a.inputs[0]);
+  const outSpatial = concrete(a, a.outputs[0]);
+  const autoPad = new TextDecoder().decode(getAttr(a.node, 'auto_pad')?.s ?? new Uint8Array());
+  let pads = intsAttr(a.node, 'pads') ?? new Array<number>(2 * n).fill(0);
+  if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
+    pads = new Array<number>(2 * n).fill(0);
+    for (let i = 0; i < n; i++) {
+      const total = Math.max(0, (outSpatial[i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - inSpatial[i]);
+      const small = Math.floor(total / 2);
+      pads[i] = autoPad === 'SAME_UPPER' ? small : total - small;
+      pads[i + n] = total - pads[i];
+    }
+  } else if (autoPad === 'VALID') pads = new Array<number>(2 * n).fill(0);
+  return { kernel, strides, dilations, pads, inSpatial, outSpatial };
+}
+
+const ints = (name: string, v: number[]) => attr(name, { ints: v });
+
+export const convRules = {
+  Conv: (a) => {
+    const g = a.grads[0]!;
+    const e = a.emit;
+    const [X, W, B] = a.inputs;
+    const wShape = a.info(W).shape;
+    if (!wShape || wShape.some((d) => typeof d !== 'number')) throw new Error(`Conv '${a.node.name}': the weight shape must be known`);
+    const [outC, inPerGroup, ...kernel] = wShape as number[];
+    const group = intAttr(a.node, 'group', 1);
+    const geo = geometry(a, kernel);
+    const n = kernel.length;
+    let dX: string | undefined;
+    if (a.wants[0]) {
+      // ConvTranspose of the gradient; output_padding restores the rows a strided conv dropped.
+      const outputPadding = geo.inSpatial.map(
+        (h, i) => h - ((geo.outSpatial[i] - 1) * geo.strides[i] + (kernel[i] - 1) * geo.dilations[i] + 1 - geo.pads[i] - geo.pads[i + n]),
+      );
+      dX = e.op1('ConvTranspose', [g, W], [
+        ints('kernel_shape', kernel), ints('strides', geo.strides), ints('dilations', geo.dilations), ints('pads', geo.pads),
+        ints('output_padding', outputPadding), attr('group', { int: group }),
+      ]);
+    }
+    let dW: string | undefined;
+    if (a.wants[1]) {
+      const outPerGroup = outC / group;
+      const sp = geo.inSpatial;
+      const so = geo.outSpatial;
+      const perm5 = (p: number[]) => ints('perm', [...p, ...Array.from({ length: n }, (_, i) => 3 + i)]);
+      // X [N, G·Cg, ...] → [Cg, G·N, ...]: the input's channels become the batch, (group, sample) the channels.
+      const x5 = e.op1('Reshape', [X, e.constant(Tensor.int64([-1, group, inPerGroup, ...sp]))]);
+      const xT = e.op1('Reshape', [e.op1('Transpose', [x5], [perm5([2, 1, 0])]), e.constant(Tensor.int64([inPerGroup, -1, ...sp]))]);
+      // g [N, G·Og, ...] → [G·Og, N, ...]: the gradient becomes the kernel, one output channel per weight row.
+      const g5 = e.op1('Reshape', [g, e.constant(Tensor.int64([-1, group, outPerGroup, ...so]))]);
+      const gT = e.op1('Reshape', [e.op1('Transpose', [g5], [perm5([1, 2, 0])]), e.constant(Tensor.int64([outC, -1, ...so]))]);
+      const full = e.op1('Conv', [xT, gT], [
+        ints('strides', geo.dilations), ints('dilations', geo.strides), ints('pads', geo.pads), attr('group', { int: group }),
+      ]);
+      // [Cg, G·Og, k'...] → crop to the kernel (a stride that does not divide leaves extra taps) → [G·Og, Cg, k...].
+      const axes = Array.from({ length: n }, (_, i) => 2 + i);
+      const cropped = e.op1('Slice', [full, e.constant(Tensor.int64(axes.map(() => 0))), e.constant(Tensor.int64(kernel)), e.constant(Tensor.int64(axes))]);
+      dW = e.op1('Transpose', [cropped], [ints('perm', [1, 0, ...axes])]);
+    }
+    const dB = B && a.wants[2] ? reduceSum(e, g, [0, ...Array.from({ length: n }, (_, i) => 2 + i)], false) : undefined;
+    return [dX, dW, dB];
+  },
+  MaxPool: (a) => {
+    const g = a.grads[0]!;
+    const e = a.emit;
+    if (e.opset < 16) throw new Error(`MaxPool '${a.node.name}': gradients need opset 16 or later (ScatterElements with reduction)`);
+    const X = a.inputs[0];
+    // Recompute the pooling with its argmax indices (flat over the whole input), then scatter-add the gradient there.
+    const [, idx] = e.op('MaxPool', [X], a.node.attribute.filter((x) => x.name !== 'storage_order'), 2);
+    const flat = (v: string) => e.op1('Reshape', [v, e.constant(Tensor.int64([-1]))]);
+    const zeros = flat(e.op1('Sub', [X, X]));
+    const summed = e.op1('ScatterElements', [zeros, flat(idx), flat(g)], [attr('axis', { int: 0 }), attr('reduction', { string: 'add' })]);
+    return [e.op1('Reshape', [summed, e.op1('Shape', [X])])];
+  },
+  GlobalAveragePool: (a) => {
+    const g = a.grads[0]!;
+    const e = a.emit;
+    const sp = concrete(a, a.inputs[0]);
+    const count = sp.reduce((x, y) => x * y, 1);
+    const scaled = e.op1('Div', [g, e.scalar(count, a.info(a.inputs[0]).dtype ?? 'float32')]);
+    return [e.op1('Expand', [scaled, e.op1('Shape', [a.inputs[0]])])];
+  },
+} satisfies Record<string, VjpRule>;
