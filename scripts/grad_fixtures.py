@@ -55,8 +55,9 @@ GRAD_SEED_OFFSET = 2000
 # Fixed intra-op thread count so that reruns on one machine reproduce the float32 numbers exactly.
 THREADS = 1
 
-# Which initializers get a stored gradient, named by the PyTorch side (parameter name, or conv module name for
-# BN-folded convs whose weight and bias both get one); the ONNX names are looked up from the graph. None = all.
+# Which initializers get a stored gradient, named by the PyTorch parameter they come from (for a BN-folded conv,
+# "<conv>.weight" selects its folded weight; "*conv-biases*" selects every folded conv bias); the ONNX names are
+# looked up from the graph and a name that matches no initializer is an error. None = every matched initializer.
 # resnet18: every folded conv bias (tiny, and each one checks backprop down to its layer) but only two conv weights:
 # a single 3x3 conv weight gradient in layer4 is 4.7-9.4 MB, and fc.weight's is 2 MB, which the ~3 MB budget of this
 # folder has no room for (the Gemm weight gradient is covered by mlp and cnn).

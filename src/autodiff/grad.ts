@@ -5,9 +5,9 @@
  * the op and node before anything is built.
  */
 import type { Graph } from '../onnx/graph.js';
-import { makeNode, makeValueInfo, attr, type AttributeProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
+import { attr, getAttr, makeNode, makeValueInfo, type AttributeProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
 import { addInputs, freshName } from '../onnx/rewrite.js';
-import { ONNX_DTYPE, tensorToProto } from '../onnx/tensor-proto.js';
+import { ONNX_DTYPE, tensorFromProto, tensorToProto } from '../onnx/tensor-proto.js';
 import { Tensor, type DType } from '../runtime/tensor.js';
 import type { Emitter, RuleTable, ValueShape } from './types.js';
 
@@ -102,6 +102,13 @@ export function buildGradGraph(g: Graph, spec: GradSpec): GradGraph {
     },
   };
 
+  const constant = (name: string): Tensor | undefined => {
+    const init = g.initializers.get(name);
+    if (init) return tensorFromProto(init);
+    const p = g.producerOf(name);
+    const t = p && p.opType === 'Constant' ? getAttr(p, 'value')?.t : undefined;
+    return t ? tensorFromProto(t) : undefined;
+  };
   const seed = fresh('glassbox_seed');
   const contributions = new Map<string, string[]>([[spec.of, [seed]]]);
   const gradOf = (v: string): string | undefined => {
@@ -118,7 +125,7 @@ export function buildGradGraph(g: Graph, spec: GradSpec): GradGraph {
     const grads = node.output.map((o) => (o ? gradOf(o) : undefined));
     if (grads.every((x) => x === undefined)) continue;
     const wants = node.input.map((x) => x !== '' && wanted.has(x) && differentiable(x));
-    const out = spec.rules[ruleKey(node)]({ node, inputs: node.input, outputs: node.output, grads, wants, info: spec.info, emit });
+    const out = spec.rules[ruleKey(node)]({ node, inputs: node.input, outputs: node.output, grads, wants, info: spec.info, constant, emit });
     node.input.forEach((x, j) => {
       const d = out[j];
       if (!d || !wants[j]) return;

@@ -47,3 +47,17 @@ export function unbroadcast(e: Emitter, grad: string, input: ValueShape, result:
   if (axes.length) g = reduceSum(e, g, axes, false);
   return g;
 }
+
+/** ReduceMean over `axes` (attribute before opset 18, input after). */
+export function reduceMean(e: Emitter, x: string, axes: readonly number[], keepdims: boolean): string {
+  if (e.opset >= 18) {
+    return e.op1('ReduceMean', [x, e.constant(Tensor.int64(axes))], [attr('keepdims', { int: keepdims ? 1 : 0 })]);
+  }
+  return e.op1('ReduceMean', [x], [attr('axes', { ints: axes }), attr('keepdims', { int: keepdims ? 1 : 0 })]);
+}
+
+/** Unsqueeze at `axes` (attribute before opset 13, input after). */
+export function unsqueeze(e: Emitter, x: string, axes: readonly number[]): string {
+  if (axes.length === 0) return x;
+  return e.opset >= 13 ? e.op1('Unsqueeze', [x, e.constant(Tensor.int64(axes))]) : e.op1('Unsqueeze', [x], [attr('axes', { ints: axes })]);
+}

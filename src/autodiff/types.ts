@@ -38,6 +38,8 @@ export interface VjpArgs {
   readonly wants: readonly boolean[];
   /** Dtype and shape of any forward value. */
   readonly info: (name: string) => ValueShape;
+  /** The value of an initializer or Constant output (axes, shapes given as inputs), or undefined. */
+  readonly constant: (name: string) => Tensor | undefined;
   readonly emit: Emitter;
 }
 

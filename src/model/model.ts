@@ -24,6 +24,9 @@ import { unknownNameError } from '../util/nearest.js';
 import { readModelFile } from './source.js';
 import { batchMeans } from './batch-mean.js';
 import { describeSites } from './describe.js';
+import { buildGradGraph } from '../autodiff/grad.js';
+import { defaultRules } from '../autodiff/rules/index.js';
+import type { RuleTable } from '../autodiff/types.js';
 
 export interface LoadOptions extends SessionOptions {
   readonly runtime?: Runtime;
@@ -63,12 +66,38 @@ interface Probe {
 
 const DEFAULT_BUDGET = 512 * 2 ** 20;
 
+export interface GradOptions {
+  /** The value differentiated (site, output); default: the first output. */
+  readonly of?: string;
+  /** Inputs, sites or weights to differentiate with respect to. */
+  readonly wrt: readonly string[];
+  /** Weights of `of` in the scalar L = sum(of ⊙ seed); default: ones. */
+  readonly seed?: Tensor;
+  /** A replacement VJP rule table (guided backprop, LRP…) and a name that keys its compiled graphs. */
+  readonly rules?: RuleTable;
+  readonly rulesName?: string;
+  readonly allowNaN?: boolean;
+}
+
+export interface GradResult {
+  readonly outputs: Record<string, Tensor>;
+  /** Gradients by the names asked for in `wrt`. */
+  readonly grads: Record<string, Tensor>;
+}
+
+function onesLike(t: Tensor): Tensor {
+  const out = Tensor.zeros(t.dtype, t.shape);
+  (out.data as Float32Array).fill(1);
+  return out;
+}
+
 export class Model {
   private index: SiteIndex;
   /** Why the load-time probe failed, if it did (sites then carry only what the file declares). */
   probeError?: string;
   private readonly cache: SessionCache;
   private readonly probes = new Map<string, Promise<Probe>>();
+  private readonly gradNames = new Map<string, { seed: string; grads: Readonly<Record<string, string>> }>();
 
   private constructor(
     readonly graph: Graph,
@@ -171,6 +200,49 @@ export class Model {
     const captures: Record<string, Tensor> = {};
     for (const [asked, s] of capture) captures[asked] = out[s.value];
     return { outputs, captures };
+  }
+
+  /**
+   * Gradients of L = sum(of ⊙ seed) with respect to inputs, sites or weights (initializers and Constant outputs),
+   * computed by the backward graph appended to the forward one and run in the same session. `of` defaults to the
+   * first output, `seed` to ones (the gradient of the output's sum).
+   */
+  async grad(inputs: Readonly<Record<string, Tensor>>, options: GradOptions): Promise<GradResult> {
+    validateFeeds(this.inputs, inputs, options.allowNaN);
+    const of = options.of === undefined ? this.outputs[0].name : this.valueName(options.of);
+    const wrt = options.wrt.map((w) => this.valueName(w));
+    const probe = await this.probe(inputs, false);
+    const info = (v: string) => probe.layouts.get(v) ?? this.graph.values.get(v) ?? {};
+    const sig = [...probe.layouts.entries()].filter(([v]) => this.graph.inputs.some((i) => i.name === v)).map(([, l]) => l.shape.join('x')).join(';');
+    const rules = options.rules ?? defaultRules;
+    const key = `grad#${of}#${wrt.join('\u0000')}#${sig}#${rules === defaultRules ? '' : options.rulesName ?? 'custom'}`;
+    let names: { seed: string; grads: Readonly<Record<string, string>> } | undefined;
+    const build = () => {
+      const gg = buildGradGraph(this.graph, { of, wrt, rules, info });
+      names = gg;
+      return gg.graph.encode();
+    };
+    const session = await this.cache.get(key, build, this.variantOptions());
+    names ??= this.gradNames.get(key);
+    this.gradNames.set(key, names!);
+    const ofLayout = (await this.run(inputs, { capture: [of] })).captures[of];
+    const seed = options.seed ?? onesLike(ofLayout);
+    if (seed.dtype !== ofLayout.dtype || seed.shape.join() !== ofLayout.shape.join()) {
+      throw new Error(`grad: the seed must be ${ofLayout.dtype} [${ofLayout.shape.join(', ')}] like '${options.of ?? of}', got ${seed.dtype} [${seed.shape.join(', ')}]`);
+    }
+    const out = await session.run({ ...inputs, [names!.seed]: seed });
+    const grads: Record<string, Tensor> = {};
+    options.wrt.forEach((w, i) => (grads[w] = out[names!.grads[wrt[i]]]));
+    const outputs: Record<string, Tensor> = {};
+    for (const o of this.outputs) outputs[o.name] = out[o.name];
+    return { outputs, grads };
+  }
+
+  /** A site alias, raw value name, or weight name → the graph's value name. */
+  private valueName(name: string): string {
+    if (this.index.has(name)) return this.index.get(name).value;
+    if (this.graph.values.has(name)) return name;
+    throw unknownNameError('site or weight', name, [...this.sites.map((s) => s.name), ...this.graph.initializers.keys()]);
   }
 
   /** Releases every compiled session. */

@@ -57,6 +57,19 @@ const CASES: (RuleCase & { name: string })[] = [
   { name: 'MaxPool overlapping windows', op: 'MaxPool', inputs: { x: distinct([2, 2, 5, 5], 56) }, eps: 5e-3, order: ['x'], attributes: [ints('kernel_shape', [3, 3]), ints('strides', [2, 2])] },
   { name: 'MaxPool 2x2', op: 'MaxPool', inputs: { x: distinct([1, 3, 4, 4], 57) }, order: ['x'], attributes: [ints('kernel_shape', [2, 2]), ints('strides', [2, 2])] },
   { name: 'GlobalAveragePool', op: 'GlobalAveragePool', inputs: { x: r([2, 3, 4, 4], 58) }, order: ['x'] },
+  { name: 'Softmax last axis', op: 'Softmax', inputs: { x: r([2, 5], 59, -2, 2) }, order: ['x'] },
+  { name: 'Softmax opset 11 (2-D coercion)', op: 'Softmax', inputs: { x: r([2, 2, 3], 60, -2, 2) }, order: ['x'], opset: 11, attributes: [int('axis', 1)] },
+  { name: 'LogSoftmax', op: 'LogSoftmax', inputs: { x: r([3, 4], 61, -2, 2) }, order: ['x'] },
+  { name: 'LayerNormalization', op: 'LayerNormalization', inputs: { x: r([2, 3, 4], 62, -2, 2), s: r([4], 63, 0.5, 1.5), b: r([4], 64) }, order: ['x', 's', 'b'] },
+  { name: 'LayerNormalization axis 1', op: 'LayerNormalization', inputs: { x: r([2, 3, 2], 65, -2, 2), s: r([3, 2], 66, 0.5, 1.5) }, order: ['x', 's'], attributes: [int('axis', 1)] },
+  {
+    name: 'BatchNormalization (inference)', op: 'BatchNormalization',
+    inputs: { x: r([2, 3, 2, 2], 67), s: r([3], 68, 0.5, 1.5), b: r([3], 69) },
+    consts: { m: Tensor.float32([0.1, -0.2, 0.3], [3]), v: Tensor.float32([0.5, 1.5, 2], [3]) },
+    order: ['x', 's', 'b', 'm', 'v'],
+  },
+  { name: 'ReduceSum axes input, keepdims 0', op: 'ReduceSum', inputs: { x: r([2, 3, 4], 70) }, consts: { ax: i64([1]) }, order: ['x', 'ax'], attributes: [int('keepdims', 0)] },
+  { name: 'ReduceMean opset 17', op: 'ReduceMean', inputs: { x: r([2, 3, 4], 71) }, order: ['x'], attributes: [ints('axes', [0, 2])] },
 ];
 
 for (const c of CASES) test(`VJP ${c.name} matches finite differences`, async () => void (await checkRule(c)));

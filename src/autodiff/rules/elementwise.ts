@@ -126,7 +126,7 @@ export const elementwiseRules = {
   Where: (a) => {
     const g = a.grads[0]!;
     const e = a.emit;
-    const [c, x, y] = a.inputs;
+    const c = a.inputs[0];
     const zero = e.scalar(0, dt(a, a.outputs[0]));
     return [
       undefined,
