@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages glassbox needs beyond npm (run as root; a no-op when they are present):
-#   tests:   libonnx-testdata (ONNX conformance node tests), chromium (the real-browser test)
+#   tests:   libonnx-testdata (ONNX conformance node tests), chromium (the real-browser test),
+#            dataset-fashion-mnist (Fashion-MNIST, /usr/share/datasets/fashion-mnist)
 #   --bench: python3-torch and OpenBLAS (the PyTorch baseline of bench/, with a fast BLAS so the baseline is fair)
 #   --fixtures: python3-torch and python3-torchvision (regenerating fixtures/torch with scripts/export_fixtures.py)
 set -euo pipefail
-pkgs=(libonnx-testdata chromium)
+pkgs=(libonnx-testdata chromium dataset-fashion-mnist)
 for arg in "$@"; do
   case "$arg" in
     --bench) pkgs+=(python3-torch python3-torchvision libopenblas0-pthread) ;;
