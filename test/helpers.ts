@@ -39,14 +39,5 @@ export function bitMismatches(a: Tensor, b: Tensor): number {
   return n;
 }
 
-/** A deterministic pseudo-random stream (mulberry32), so tests need no fixtures for inputs. */
-export function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded stream (mulberry32), so tests need no fixtures for random inputs. */
+export { mulberry32 as seeded } from '../src/data/datasets/random.js';
