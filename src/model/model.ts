@@ -26,7 +26,9 @@ import { batchMeans } from './batch-mean.js';
 import { describeSites } from './describe.js';
 import { buildGradGraph } from '../autodiff/grad.js';
 import { defaultRules } from '../autodiff/rules/index.js';
-import type { RuleTable } from '../autodiff/types.js';
+import { onesLike, runGradBatched, type GradOptions, type GradResult } from './gradient.js';
+
+export type { GradOptions, GradResult } from './gradient.js';
 
 export interface LoadOptions extends SessionOptions {
   readonly runtime?: Runtime;
@@ -66,37 +68,13 @@ interface Probe {
 
 const DEFAULT_BUDGET = 512 * 2 ** 20;
 
-export interface GradOptions {
-  /** The value differentiated (site, output); default: the first output. */
-  readonly of?: string;
-  /** Inputs, sites or weights to differentiate with respect to. */
-  readonly wrt: readonly string[];
-  /** Weights of `of` in the scalar L = sum(of ⊙ seed); default: ones. */
-  readonly seed?: Tensor;
-  /** A replacement VJP rule table (guided backprop, LRP…) and a name that keys its compiled graphs. */
-  readonly rules?: RuleTable;
-  readonly rulesName?: string;
-  readonly allowNaN?: boolean;
-}
-
-export interface GradResult {
-  readonly outputs: Record<string, Tensor>;
-  /** Gradients by the names asked for in `wrt`. */
-  readonly grads: Record<string, Tensor>;
-}
-
-function onesLike(t: Tensor): Tensor {
-  const out = Tensor.zeros(t.dtype, t.shape);
-  (out.data as Float32Array).fill(1);
-  return out;
-}
-
 export class Model {
   private index: SiteIndex;
   /** Why the load-time probe failed, if it did (sites then carry only what the file declares). */
   probeError?: string;
   private readonly cache: SessionCache;
   private readonly probes = new Map<string, Promise<Probe>>();
+  /** Seed and gradient output names of each compiled gradient graph. */
   private readonly gradNames = new Map<string, { seed: string; grads: Readonly<Record<string, string>> }>();
 
   private constructor(
@@ -211,28 +189,45 @@ export class Model {
     validateFeeds(this.inputs, inputs, options.allowNaN);
     const of = options.of === undefined ? this.outputs[0].name : this.valueName(options.of);
     const wrt = options.wrt.map((w) => this.valueName(w));
+    const batched = this.batchedInputs();
+    const rows = batchRows(inputs, batched);
     const probe = await this.probe(inputs, false);
     const info = (v: string) => probe.layouts.get(v) ?? this.graph.values.get(v) ?? {};
-    const sig = [...probe.layouts.entries()].filter(([v]) => this.graph.inputs.some((i) => i.name === v)).map(([, l]) => l.shape.join('x')).join(';');
+    const sig = this.inputs.map((i) => probe.layouts.get(i.name)?.shape.join('x')).join(';');
     const rules = options.rules ?? defaultRules;
     const key = `grad#${of}#${wrt.join('\u0000')}#${sig}#${rules === defaultRules ? '' : options.rulesName ?? 'custom'}`;
-    let names: { seed: string; grads: Readonly<Record<string, string>> } | undefined;
-    const build = () => {
+    const session = await this.cache.get(key, () => {
       const gg = buildGradGraph(this.graph, { of, wrt, rules, info });
-      names = gg;
+      this.gradNames.set(key, gg);
       return gg.graph.encode();
-    };
-    const session = await this.cache.get(key, build, this.variantOptions());
-    names ??= this.gradNames.get(key);
-    this.gradNames.set(key, names!);
-    const ofLayout = (await this.run(inputs, { capture: [of] })).captures[of];
-    const seed = options.seed ?? onesLike(ofLayout);
-    if (seed.dtype !== ofLayout.dtype || seed.shape.join() !== ofLayout.shape.join()) {
-      throw new Error(`grad: the seed must be ${ofLayout.dtype} [${ofLayout.shape.join(', ')}] like '${options.of ?? of}', got ${seed.dtype} [${seed.shape.join(', ')}]`);
+    }, this.variantOptions());
+    const names = this.gradNames.get(key)!;
+
+    // `of` at this batch: the probe's layout with its batch axis scaled to the rows at hand.
+    const layout = probe.layouts.get(of);
+    if (!layout) throw new Error(`grad: the shape of '${options.of ?? of}' could not be resolved`);
+    const ofBatched = rows > 0 && layout.shape.length > 0 && layout.shape[0] === probe.rows;
+    const ofShape = ofBatched ? [rows, ...layout.shape.slice(1)] : layout.shape;
+    const seed = options.seed ?? onesLike(layout.dtype, ofShape);
+    if (seed.dtype !== layout.dtype || seed.shape.join() !== ofShape.join()) {
+      throw new Error(`grad: the seed must be ${layout.dtype} [${ofShape.join(', ')}] like '${options.of ?? of}', got ${seed.dtype} [${seed.shape.join(', ')}]`);
     }
-    const out = await session.run({ ...inputs, [names!.seed]: seed });
+    // Weights (initializers, Constant outputs) collect a sum over rows; everything else is per row.
+    const isWeight = (v: string) => ['initializer', 'constant'].includes(this.graph.values.get(v)?.kind ?? '');
+    const budget = options.maxBatchBytes ?? this.options.maxBatchBytes ?? DEFAULT_BUDGET;
+    const out = await runGradBatched({
+      session,
+      feeds: { ...inputs, [names.seed]: seed },
+      batched: new Set([...batched, ...(ofBatched ? [names.seed] : [])]),
+      // Forward values, their gradients and the backward temporaries: about three times a forward run's memory.
+      rowsPerCall: ofBatched && batched.size > 0 ? budget / Math.max(1, 3 * probe.bytesPerRow) : Infinity,
+      fetches: [...this.outputs.map((o) => o.name), ...wrt.map((w) => names.grads[w])],
+      summed: new Set(wrt.filter(isWeight).map((w) => names.grads[w])),
+      onProgress: options.onProgress,
+      signal: options.signal,
+    });
     const grads: Record<string, Tensor> = {};
-    options.wrt.forEach((w, i) => (grads[w] = out[names!.grads[wrt[i]]]));
+    options.wrt.forEach((w, i) => (grads[w] = out[names.grads[wrt[i]]]));
     const outputs: Record<string, Tensor> = {};
     for (const o of this.outputs) outputs[o.name] = out[o.name];
     return { outputs, grads };

@@ -53,3 +53,33 @@ test('gradients of integer values are refused with the reason', async () => {
   await assert.rejects(model.grad({ tokens }, { wrt: ['tokens'] }), /'tokens' is int64; gradients exist only for float values/);
   await assert.rejects(model.grad({ tokens }, { wrt: ['tok_emb.wieght'] }), /unknown site or weight 'tok_emb\.wieght'.*tok_emb\.weight/);
 });
+
+test('gradients over a batch split to the memory budget: input gradients joined, weight gradients summed', async () => {
+  const model = await Model.load(torchFixture('cnn').path);
+  const rows = 9;
+  const x = Tensor.float32(Array.from({ length: rows * 784 }, (_, i) => Math.sin(i * 0.37)), [rows, 1, 28, 28]);
+  const seed = Tensor.float32(Array.from({ length: rows * 10 }, (_, i) => Math.cos(i)), [rows, 10]);
+  const wrt = ['x', 'relu1.relu', 'c1.weight', 'fc.bias'];
+  const whole = await model.grad({ x }, { wrt, seed });
+  const seen: number[] = [];
+  const split = await model.grad({ x }, { wrt, seed, maxBatchBytes: 4e6, onProgress: (d) => seen.push(d) });
+  assert.ok(seen.length > 2, `split into ${seen.length} calls`);
+  for (const w of wrt) {
+    const a = whole.grads[w];
+    const b = split.grads[w];
+    assert.deepEqual(b.shape, a.shape, w);
+    let worst = 0;
+    let scale = 0;
+    for (let i = 0; i < a.size; i++) {
+      worst = Math.max(worst, Math.abs(a.at(i) - b.at(i)));
+      scale = Math.max(scale, Math.abs(a.at(i)));
+    }
+    assert.ok(worst <= 1e-5 * scale + 1e-7, `${w}: split differs by ${worst} (max ${scale})`);
+  }
+  // fc.bias's gradient is the seed summed over rows: a closed form.
+  for (let k = 0; k < 10; k++) {
+    let s = 0;
+    for (let r = 0; r < rows; r++) s += seed.at(r * 10 + k);
+    assert.ok(Math.abs(split.grads['fc.bias'].at(k) - s) < 1e-5);
+  }
+});
