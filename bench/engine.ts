@@ -7,68 +7,28 @@
  *
  *   npm run bench -- [--rounds 5] [--runs 20] [--only cnn,gpt]
  */
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import '../src/index.js';
 import { Model } from '../src/model/model.js';
 import type { OptimizationLevel } from '../src/runtime/runtime.js';
-import { Tensor } from '../src/runtime/tensor.js';
+import { inputFor, median, requireTorch, ROOT, timeInterleaved, torchMedian, type Case } from './common.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const PYTHON = '/usr/bin/python3';
-
-interface Case { model: 'mlp' | 'cnn' | 'resnet18' | 'gpt'; batch: number; seq?: number; oneSite: string }
-const CASES: Case[] = [
+interface EngineCase extends Case { oneSite: string }
+const CASES: EngineCase[] = [
   { model: 'cnn', batch: 64, oneSite: 'relu1.relu' },
   { model: 'gpt', batch: 8, seq: 32, oneSite: 'blocks.1.attn.softmax' },
   { model: 'mlp', batch: 64, oneSite: 'relu1.relu' },
   { model: 'resnet18', batch: 8, oneSite: 'layer3.0.relu.relu' },
 ];
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-function inputFor(c: Case): Record<string, Tensor> {
-  if (c.model === 'gpt') return { tokens: Tensor.int64(Array.from({ length: c.batch * c.seq! }, (_, i) => (i * 31) % 96), [c.batch, c.seq!]) };
-  const shape = { mlp: [784], cnn: [1, 28, 28], resnet18: [3, 224, 224] }[c.model];
-  const n = c.batch * shape.reduce((a, b) => a * b, 1);
-  return { x: Tensor.float32(Array.from({ length: n }, (_, i) => Math.sin(i * 0.731)), [c.batch, ...shape]) };
-}
-
-/** Medians of each function's run time, the functions taking turns run by run so drift hits them alike. */
-async function timeInterleaved(fns: Record<string, () => Promise<unknown>>, runs: number, warmup: number): Promise<Record<string, number>> {
-  const ts: Record<string, number[]> = Object.fromEntries(Object.keys(fns).map((k) => [k, []]));
-  for (let i = 0; i < warmup + runs; i++) {
-    for (const [k, f] of Object.entries(fns)) {
-      const t0 = performance.now();
-      await f();
-      if (i >= warmup) ts[k].push(performance.now() - t0);
-    }
-  }
-  return Object.fromEntries(Object.entries(ts).map(([k, v]) => [k, median(v)]));
-}
-
-function torchMedian(c: Case, runs: number, hooks: boolean): number {
-  const args = [join(ROOT, 'bench', 'torch_forward.py'), c.model, String(c.batch), '--runs', String(runs), '--warmup', '5', '--threads', '2'];
-  if (hooks) args.push('--hooks');
-  if (c.seq) args.push('--seq', String(c.seq));
-  const r = spawnSync(PYTHON, args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`PyTorch baseline failed (${PYTHON} ${args.join(' ')}):\n${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!).median_ms;
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, runs: { type: 'string', default: '20' }, only: { type: 'string' } } });
   const rounds = Number(values.rounds);
   const runs = Number(values.runs);
   const only = values.only?.split(',');
-  const probe = spawnSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
-  if (probe.status !== 0) {
-    console.error('bench: PyTorch is not installed for /usr/bin/python3; run `bash scripts/setup.sh --bench` (installs Debian python3-torch)');
-    process.exit(1);
-  }
+  const torch = requireTorch();
   const results = [];
   for (const c of CASES.filter((x) => !only || only.includes(x.model))) {
     const path = join(ROOT, 'fixtures', 'torch', `${c.model}.onnx`);
@@ -90,8 +50,8 @@ async function main(): Promise<void> {
         3,
       );
       for (const k of Object.keys(t)) per[k].push(t[k]);
-      per.torch.push(torchMedian(c, runs, false));
-      per.torchHooks.push(torchMedian(c, runs, true));
+      per.torch.push(torchMedian(c, runs));
+      per.torchHooks.push(torchMedian(c, runs, ['--hooks']));
       process.stderr.write(`bench: ${c.model} round ${r + 1}/${rounds}\r`);
     }
     const m = Object.fromEntries(Object.entries(per).map(([k, v]) => [k, median(v)]));
@@ -124,7 +84,7 @@ async function main(): Promise<void> {
   }
   const out = join(ROOT, 'bench', 'results', 'engine.json');
   mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), torch: probe.stdout.trim(), rounds, runs, results }, null, 2));
+  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), torch, rounds, runs, results }, null, 2));
   console.log(`written: ${out}`);
 }
 

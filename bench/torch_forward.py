@@ -45,6 +45,8 @@ def parse_args(argv: list[str], models: tuple[str, ...]) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=2, help="intra-op threads (default 2, the project's machines)")
     p.add_argument("--check", action="store_true", help="compare against the stored fixture output instead of timing")
+    p.add_argument("--backward", action="store_true",
+                   help="time forward + backward of sum(output) w.r.t. the input (gpt: the token embeddings), weights frozen")
     p.add_argument("--hooks", action="store_true",
                    help="keep every submodule's output through forward hooks: PyTorch's way of capturing all sites")
     args = p.parse_args(argv)
@@ -70,6 +72,41 @@ def check(fx, name: str) -> int:
     return 0 if ok else 1
 
 
+def time_backward(model, x, args) -> int:
+    """Forward + backward of sum(output) w.r.t. the input only, as glassbox's grad w.r.t. its input: weights are
+    frozen so autograd computes no weight gradients. Token ids have no gradient, so for gpt the differentiated input
+    is the token-embedding output (glassbox's site tok_emb.gather), made a leaf by a forward hook."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    leaf = {}
+    if args.model == "gpt":
+        def make_leaf(_module, _inputs, out):
+            out = out.detach().requires_grad_(True)
+            leaf["x"] = out
+            return out
+        model.tok_emb.register_forward_hook(make_leaf)
+
+    def step():
+        inp = x if args.model == "gpt" else x.detach().requires_grad_(True)
+        out = model(inp)
+        out.backward(torch.ones_like(out))
+
+    for _ in range(args.warmup):
+        step()
+    times_ms = []
+    for _ in range(args.runs):
+        start = time.perf_counter()
+        step()
+        times_ms.append((time.perf_counter() - start) * 1e3)
+    result = {"engine": "pytorch", "torch": torch.__version__, "model": args.model, "batch": args.batch,
+              "backward": True, "threads": torch.get_num_threads(), "runs_ms": [round(t, 4) for t in times_ms],
+              "median_ms": round(statistics.median(times_ms), 4)}
+    if args.model == "gpt":
+        result["seq"] = args.seq
+    print(json.dumps(result))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     fx = load_fixture_module()
     args = parse_args(argv, fx.MODEL_NAMES)
@@ -85,6 +122,9 @@ def main(argv: list[str]) -> int:
         for module in model.modules():
             if module is not model:
                 module.register_forward_hook(lambda _m, _inp, out: kept.append(out))
+
+    if args.backward:
+        return time_backward(model, x, args)
 
     times_ms = []
     # inference_mode (a stricter no_grad) skips autograd bookkeeping entirely, PyTorch's fastest eval path.
