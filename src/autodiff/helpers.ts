@@ -1,6 +1,6 @@
 /** Shared pieces of VJP rules: attribute reading, axis lists, and reducing a broadcast gradient to its input's shape. */
 import { attr, getAttr, type NodeProto } from '../onnx/proto.js';
-import { Tensor } from '../runtime/tensor.js';
+import { Tensor, type DType } from '../runtime/tensor.js';
 import type { Emitter, ValueShape } from './types.js';
 
 export function intAttr(node: NodeProto, name: string, fallback: number): number {
@@ -60,4 +60,31 @@ export function reduceMean(e: Emitter, x: string, axes: readonly number[], keepd
 export function unsqueeze(e: Emitter, x: string, axes: readonly number[]): string {
   if (axes.length === 0) return x;
   return e.opset >= 13 ? e.op1('Unsqueeze', [x, e.constant(Tensor.int64(axes))]) : e.op1('Unsqueeze', [x], [attr('axes', { ints: axes })]);
+}
+
+/** A constant float tensor in dtype `t` (built as float32/float64, cast for other float types). */
+export function floatConst(e: Emitter, values: ArrayLike<number>, shape: readonly number[], t: DType): string {
+  if (t === 'float64') return e.constant(Tensor.float64(values, shape));
+  const c = e.constant(Tensor.float32(values, shape));
+  return t === 'float32' ? c : e.op1('Cast', [c], [attr('to', { int: t === 'float16' ? 10 : 1 })]);
+}
+
+const INT64_MAX = 9223372036854775807n;
+
+/** Slice with starts/ends/axes as inputs (opset 10+) or attributes (before); `end` null means to the end. */
+export function slice(e: Emitter, x: string, starts: readonly number[], ends: readonly (number | null)[], axes: readonly number[]): string {
+  if (axes.length === 0) return x;
+  if (e.opset >= 10) {
+    const endT = Tensor.int64(ends.map((v) => (v === null ? INT64_MAX : BigInt(v))));
+    return e.op1('Slice', [x, e.constant(Tensor.int64(starts)), e.constant(endT), e.constant(Tensor.int64(axes))]);
+  }
+  const big = 2147483647; // opset < 10 takes ints attributes; INT_MAX reads as "to the end"
+  return e.op1('Slice', [x], [attr('starts', { ints: starts }), attr('ends', { ints: ends.map((v) => (v === null ? big : v)) }), attr('axes', { ints: axes })]);
+}
+
+/** Pads with zeros: `pads` as an int64 input (opset 11+) or an attribute (before), ONNX order [begins…, ends…]. */
+export function padZeros(e: Emitter, x: string, pads: readonly number[]): string {
+  if (pads.every((p) => p === 0)) return x;
+  if (e.opset >= 11) return e.op1('Pad', [x, e.constant(Tensor.int64(pads))]);
+  return e.op1('Pad', [x], [attr('pads', { ints: pads })]);
 }

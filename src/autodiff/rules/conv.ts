@@ -1,11 +1,13 @@
 /**
  * VJP rules of convolution and pooling, in any spatial rank. Conv's input gradient is a ConvTranspose with the same
  * geometry; its weight gradient is a grouped Conv of the input with the output gradient (batch and channels swapped,
- * strides and dilations exchanged). MaxPool routes the gradient through the argmax indices.
+ * strides and dilations exchanged). MaxPool routes the gradient through the argmax indices: a scatter-add from
+ * opset 16, before it per-window-offset copies spread back by a ConvTranspose.
  */
 import { attr, getAttr } from '../../onnx/proto.js';
-import { Tensor } from '../../runtime/tensor.js';
-import { intAttr, intsAttr, reduceSum } from '../helpers.js';
+import { ONNX_DTYPE } from '../../onnx/tensor-proto.js';
+import { sizeOf, Tensor } from '../../runtime/tensor.js';
+import { floatConst, intAttr, intsAttr, reduceSum, slice } from '../helpers.js';
 import type { VjpArgs, VjpRule } from '../types.js';
 
 interface Geometry {
@@ -48,6 +50,71 @@ function geometry(a: VjpArgs, kernel: number[]): Geometry {
 
 const ints = (name: string, v: number[]) => attr(name, { ints: v });
 
+/** [N, C, ...spatial] → [N·C, 1, ...spatial]: every channel plane becomes a batch row of a one-channel map. */
+function planes(a: VjpArgs, v: string, spatial: number[]): string {
+  return a.emit.op1('Reshape', [v, a.emit.constant(Tensor.int64([-1, 1, ...spatial]))]);
+}
+
+/**
+ * Adds per-window values back onto the input grid: a ConvTranspose of v [M, K, ...out] with w [K, 1, ...kernel]
+ * over the pooling geometry gives [M, 1, ...in]. Pads crop, and output_padding restores, the input's extent.
+ */
+function spread(a: VjpArgs, geo: Geometry, v: string, w: string): string {
+  const n = geo.kernel.length;
+  const end: number[] = [];
+  const outputPadding: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const covered = (geo.outSpatial[i] - 1) * geo.strides[i] + (geo.kernel[i] - 1) * geo.dilations[i] + 1;
+    const extra = covered - geo.pads[i] - geo.inSpatial[i];
+    end.push(Math.max(0, extra));
+    outputPadding.push(Math.max(0, -extra));
+  }
+  return a.emit.op1('ConvTranspose', [v, w], [
+    ints('kernel_shape', geo.kernel), ints('strides', geo.strides), ints('dilations', geo.dilations),
+    ints('pads', [...geo.pads.slice(0, n), ...end]), ints('output_padding', outputPadding),
+  ]);
+}
+
+/**
+ * MaxPool's gradient without a scatter-add (before opset 16), exact with overlapping windows and ties: recompute
+ * the pooling's argmax indices, turn each into its offset k inside its window, and route the gradient through K
+ * masked copies ([g ⊙ (offset = k)] for each k) that a ConvTranspose with one-hot kernels adds back at those taps.
+ */
+function maxPoolByOffsets(a: VjpArgs): string {
+  const e = a.emit;
+  if (e.opset < 8) throw new Error(`MaxPool '${a.node.name}': gradients need opset 8 or later (MaxPool with Indices)`);
+  const X = a.inputs[0];
+  const kernel = intsAttr(a.node, 'kernel_shape') ?? [];
+  const geo = geometry(a, kernel);
+  const n = kernel.length;
+  const i64 = (v: number) => e.scalar(v, 'int64');
+  const [, idx] = e.op('MaxPool', [X], a.node.attribute.filter((x) => x.name !== 'storage_order'), 2);
+  // Indices are flat over the whole input; keep the position inside the (sample, channel) plane (no Mod before opset 10).
+  const mod = (v: string, m: number) => e.op1('Sub', [v, e.op1('Mul', [e.op1('Div', [v, i64(m)]), i64(m)])]);
+  const local = mod(idx, sizeOf(geo.inSpatial));
+  let offset: string | undefined;
+  for (let i = 0; i < n; i++) {
+    const inner = sizeOf(geo.inSpatial.slice(i + 1));
+    const coord = i === 0 ? e.op1('Div', [local, i64(inner)]) : mod(e.op1('Div', [local, i64(inner)]), geo.inSpatial[i]);
+    // Where each window starts along axis i, broadcast over the other axes.
+    const starts = Array.from({ length: geo.outSpatial[i] }, (_, o) => o * geo.strides[i] - geo.pads[i]);
+    const shape = geo.outSpatial.map((d, j) => (j === i ? d : 1));
+    const tap = e.op1('Div', [e.op1('Sub', [coord, e.constant(Tensor.int64(starts, [1, 1, ...shape]))]), i64(geo.dilations[i])]);
+    offset = offset ? e.op1('Add', [e.op1('Mul', [offset, i64(kernel[i])]), tap]) : tap;
+  }
+  const K = sizeOf(kernel);
+  const t = a.info(X).dtype ?? 'float32';
+  // [N·C, K, ...out]: copy k holds the gradient of the windows whose max sits at offset k, zeros elsewhere.
+  const taps = e.constant(Tensor.int64(Array.from({ length: K }, (_, k) => k), [1, K, ...geo.outSpatial.map(() => 1)]));
+  const hit = e.op1('Cast', [e.op1('Equal', [planes(a, offset!, geo.outSpatial), taps])], [attr('to', { int: ONNX_DTYPE[t] })]);
+  const routed = e.op1('Mul', [planes(a, a.grads[0]!, geo.outSpatial), hit]);
+  // Kernel k is one-hot at tap k, so the transposed conv puts each copy's values at its own tap.
+  const oneHot = new Array<number>(K * K).fill(0);
+  for (let k = 0; k < K; k++) oneHot[k * K + k] = 1;
+  const dX = spread(a, geo, routed, floatConst(e, oneHot, [K, 1, ...kernel], t));
+  return e.op1('Reshape', [dX, e.op1('Shape', [X])]);
+}
+
 export const convRules = {
   Conv: (a) => {
     const g = a.grads[0]!;
@@ -87,7 +154,7 @@ export const convRules = {
       ]);
       // [Cg, G·Og, k'...] → crop to the kernel (a stride that does not divide leaves extra taps) → [G·Og, Cg, k...].
       const axes = Array.from({ length: n }, (_, i) => 2 + i);
-      const cropped = e.op1('Slice', [full, e.constant(Tensor.int64(axes.map(() => 0))), e.constant(Tensor.int64(kernel)), e.constant(Tensor.int64(axes))]);
+      const cropped = slice(e, full, axes.map(() => 0), kernel, axes);
       dW = e.op1('Transpose', [cropped], [ints('perm', [1, 0, ...axes])]);
     }
     const dB = B && a.wants[2] ? reduceSum(e, g, [0, ...Array.from({ length: n }, (_, i) => 2 + i)], false) : undefined;
@@ -96,7 +163,7 @@ export const convRules = {
   MaxPool: (a) => {
     const g = a.grads[0]!;
     const e = a.emit;
-    if (e.opset < 16) throw new Error(`MaxPool '${a.node.name}': gradients need opset 16 or later (ScatterElements with reduction)`);
+    if (e.opset < 16) return [maxPoolByOffsets(a)];
     const X = a.inputs[0];
     // Recompute the pooling with its argmax indices (flat over the whole input), then scatter-add the gradient there.
     const [, idx] = e.op('MaxPool', [X], a.node.attribute.filter((x) => x.name !== 'storage_order'), 2);
