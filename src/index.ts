@@ -7,3 +7,6 @@ export * from './api.js';
 /** Datasets read files from disk (npm packages, Debian's data), so they are part of the Node entry only. */
 export * from './data/datasets/index.js';
 export { bundledModels } from './data/bundled.js';
+/** Training writes checkpoints to disk, so the trainer is part of the Node entry; builders emit plain ONNX. */
+export * as train from './model/train/index.js';
+export * as builders from './model/builders/index.js';

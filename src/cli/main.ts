@@ -7,11 +7,13 @@ import { messageOf, UsageError } from './errors.js';
 import { isTopic, packageVersion, USAGE } from './help.js';
 import { inspect } from './inspect.js';
 import { run } from './run.js';
+import { train } from './train.js';
 import { tour } from './tour.js';
 
 const COMMANDS = {
   inspect,
   run,
+  train,
   tour: async (argv: string[]) => {
     if (argv.length > 0) throw new UsageError(`tour takes no arguments, got ${argv.join(' ')}`, 'tour');
     await tour();

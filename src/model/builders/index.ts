@@ -1,0 +1,5 @@
+/** Builders of glassbox's own models: each returns an ONNX ModelProto (opset 17) with seeded PyTorch-default weights. */
+export { mlp, type MlpSpec } from './mlp.js';
+export { cnn, type CnnSpec } from './cnn.js';
+export { gpt, type GptSpec } from './gpt.js';
+export { OPSET } from './net.js';
