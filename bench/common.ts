@@ -1,5 +1,6 @@
 /** Shared pieces of the benchmarks: fixture inputs, interleaved timing, and the PyTorch baseline in a subprocess. */
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tensor } from '../src/runtime/tensor.js';
@@ -48,4 +49,20 @@ export function requireTorch(): string {
     process.exit(1);
   }
   return probe.stdout.trim();
+}
+
+/** Writes bench/results/NAME.json and says where. */
+export function writeResults(name: string, payload: object): void {
+  const out = join(ROOT, 'bench', 'results', `${name}.json`);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), ...payload }, null, 2));
+  console.log(`written: ${out}`);
+}
+
+/** Runs a benchmark's main, turning any failure into one line and exit code 1. */
+export function runBench(main: () => Promise<void>): void {
+  main().catch((e: Error) => {
+    console.error(`bench: ${e.message}`);
+    process.exit(1);
+  });
 }

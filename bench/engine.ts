@@ -7,13 +7,12 @@
  *
  *   npm run bench -- [--rounds 5] [--runs 20] [--only cnn,gpt]
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import '../src/index.js';
 import { Model } from '../src/model/model.js';
 import type { OptimizationLevel } from '../src/runtime/runtime.js';
-import { inputFor, median, requireTorch, ROOT, timeInterleaved, torchMedian, type Case } from './common.js';
+import { inputFor, median, requireTorch, ROOT, timeInterleaved, torchMedian, runBench, writeResults, type Case } from './common.js';
 
 interface EngineCase extends Case { oneSite: string }
 const CASES: EngineCase[] = [
@@ -82,13 +81,7 @@ async function main(): Promise<void> {
         `${fmt(r.torchOverExact).padStart(9)}x ${fmt(r.torchOverFast).padStart(9)}x ${fmt(r.captureOneOverPlain).padStart(12)}x ${fmt(r.captureAllOverPlain).padStart(10)}x (${r.sites})  ${fmt(r.torchHooksOverCaptureAll).padStart(8)}x`,
     );
   }
-  const out = join(ROOT, 'bench', 'results', 'engine.json');
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), torch, rounds, runs, results }, null, 2));
-  console.log(`written: ${out}`);
+  writeResults('engine', { torch, rounds, runs, results });
 }
 
-main().catch((e: Error) => {
-  console.error(`bench: ${e.message}`);
-  process.exit(1);
-});
+runBench(main);

@@ -6,12 +6,11 @@
  *
  *   npm run bench:grad -- [--rounds 5] [--runs 20]
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import '../src/index.js';
 import { Model } from '../src/model/model.js';
-import { inputFor, median, requireTorch, ROOT, timeInterleaved, torchMedian, type Case } from './common.js';
+import { inputFor, median, requireTorch, ROOT, timeInterleaved, torchMedian, runBench, writeResults, type Case } from './common.js';
 
 interface GradCase extends Case { wrt: string }
 const CASES: GradCase[] = [
@@ -47,13 +46,7 @@ async function main(): Promise<void> {
     const b = r.seq ? `${r.batch}x${r.seq}` : String(r.batch);
     console.log(`${r.model.padEnd(6)} ${b.padEnd(6)} ${r.ms.grad.toFixed(2).padStart(10)} ms ${r.ms.torch.toFixed(2).padStart(7)} ms ${r.torchOverGlassbox.toFixed(2).padStart(12)}x ${r.gradOverForward.toFixed(2).padStart(16)}x`);
   }
-  const out = join(ROOT, 'bench', 'results', 'grad.json');
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), torch, rounds, runs, results }, null, 2));
-  console.log(`written: ${out}`);
+  writeResults('grad', { torch, rounds, runs, results });
 }
 
-main().catch((e: Error) => {
-  console.error(`bench: ${e.message}`);
-  process.exit(1);
-});
+runBench(main);

@@ -94,3 +94,13 @@ export function randomTensor(shape: number[], seed: number, lo = -1, hi = 1, gap
     return v;
   }), shape);
 }
+
+/** Distinct values spaced 2/n apart in a shuffled order: finite differences never change which element is a max. */
+export function distinct(shape: number[], seed: number): Tensor<'float32'> {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const keys = randomTensor([n], seed).toArray();
+  const order = keys.map((k, i) => [k, i]).sort((x, y) => x[0] - y[0]).map(([, i]) => i);
+  const out = new Float32Array(n);
+  order.forEach((i, rank) => (out[i] = -1 + (2 * rank) / n));
+  return new Tensor('float32', out, shape);
+}

@@ -16,22 +16,13 @@ import { ONNX_DTYPE, tensorFromProto } from '../../src/onnx/tensor-proto.js';
 import { nodeRuntime } from '../../src/runtime/node.js';
 import { Tensor } from '../../src/runtime/tensor.js';
 import { PADDLE_CLS, PADDLE_REC, seeded } from '../helpers.js';
-import { checkRule, randomTensor as r, type RuleCase } from './check-rule.js';
+import { checkRule, distinct, randomTensor as r, type RuleCase } from './check-rule.js';
 
 const i64 = (xs: number[]) => Tensor.int64(xs);
 const ints = (name: string, v: number[]) => attr(name, { ints: v });
 const int = (name: string, v: number) => attr(name, { int: v });
 const float = (name: string, v: number) => attr(name, { float: v });
 
-/** Distinct values in a shuffled order, spaced 2/n apart: finite differences never change which element is a max. */
-function distinct(shape: number[], seed: number): Tensor<'float32'> {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const keys = r([n], seed).toArray();
-  const order = keys.map((k, i) => [k, i]).sort((x, y) => x[0] - y[0]).map(([, i]) => i);
-  const out = new Float32Array(n);
-  order.forEach((i, rank) => (out[i] = -1 + (2 * rank) / n));
-  return new Tensor('float32', out, shape);
-}
 
 const pool = (k: number[], s: number[], extra: AttributeProto[] = []) => [ints('kernel_shape', k), ints('strides', s), ...extra];
 

@@ -1,18 +1,9 @@
 import { test } from 'node:test';
 import { attr } from '../../src/onnx/proto.js';
 import { Tensor } from '../../src/runtime/tensor.js';
-import { checkRule, randomTensor as r, type RuleCase } from './check-rule.js';
+import { checkRule, distinct, randomTensor as r, type RuleCase } from './check-rule.js';
 
 const i64 = (xs: number[]) => Tensor.int64(xs);
-/** Distinct values spaced 2/n apart in a shuffled order: finite differences never swap which element is the max. */
-function distinct(shape: number[], seed: number): Tensor<'float32'> {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const keys = r([n], seed).toArray();
-  const order = keys.map((k, i) => [k, i]).sort((x, y) => x[0] - y[0]).map(([, i]) => i);
-  const out = new Float32Array(n);
-  order.forEach((i, rank) => (out[i] = -1 + (2 * rank) / n));
-  return new Tensor('float32', out, shape);
-}
 const ints = (name: string, v: number[]) => attr(name, { ints: v });
 const int = (name: string, v: number) => attr(name, { int: v });
 
