@@ -115,10 +115,9 @@ async function loadIdxPair(
   hint: string,
 ): Promise<Dataset<'float32'>> {
   const prefix = split === 'train' ? 'train' : 't10k';
-  const [imagesPath, labelsPath] = await Promise.all([
-    findFile(dir, `${prefix}-images-idx3-ubyte`, name, hint),
-    findFile(dir, `${prefix}-labels-idx1-ubyte`, name, hint),
-  ]);
+  // One after the other, so a missing folder always reports the images file first.
+  const imagesPath = await findFile(dir, `${prefix}-images-idx3-ubyte`, name, hint);
+  const labelsPath = await findFile(dir, `${prefix}-labels-idx1-ubyte`, name, hint);
   const [images, labels] = await Promise.all([readIdx(imagesPath), readIdx(labelsPath)]);
   if (images.dtype !== 'uint8' || images.rank !== 3) throw new Error(`${name}: ${imagesPath} holds ${images}, not uint8 [N, H, W]`);
   if (labels.dtype !== 'uint8' || labels.rank !== 1) throw new Error(`${name}: ${labelsPath} holds ${labels}, not uint8 [N]`);
