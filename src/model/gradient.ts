@@ -8,7 +8,16 @@ import { batchRows } from '../runtime/batch.js';
 import type { RuntimeSession } from '../runtime/runtime.js';
 import { concatRows, sliceRows, Tensor } from '../runtime/tensor.js';
 
-export interface GradOptions {
+/** What every batched call takes: a memory budget, NaN policy, progress and cancellation. */
+export interface CallOptions {
+  /** Memory budget of one runtime call in bytes (default: the model's). */
+  readonly maxBatchBytes?: number;
+  readonly allowNaN?: boolean;
+  readonly onProgress?: (done: number, total: number) => void;
+  readonly signal?: AbortSignal;
+}
+
+export interface GradOptions extends CallOptions {
   /** The value differentiated (site, output); default: the first output. */
   readonly of?: string;
   /** Inputs, sites or weights to differentiate with respect to. */
@@ -18,11 +27,6 @@ export interface GradOptions {
   /** A replacement VJP rule table (guided backprop, LRP…) and a name that keys its compiled graphs. */
   readonly rules?: RuleTable;
   readonly rulesName?: string;
-  readonly allowNaN?: boolean;
-  /** Memory budget of one runtime call in bytes (default: the model's). */
-  readonly maxBatchBytes?: number;
-  readonly onProgress?: (done: number, total: number) => void;
-  readonly signal?: AbortSignal;
 }
 
 export interface GradResult {

@@ -26,9 +26,9 @@ import { batchMeans } from './batch-mean.js';
 import { describeSites } from './describe.js';
 import { buildGradGraph } from '../autodiff/grad.js';
 import { defaultRules } from '../autodiff/rules/index.js';
-import { onesLike, runGradBatched, type GradOptions, type GradResult } from './gradient.js';
+import { onesLike, runGradBatched, type CallOptions, type GradOptions, type GradResult } from './gradient.js';
 
-export type { GradOptions, GradResult } from './gradient.js';
+export type { CallOptions, GradOptions, GradResult } from './gradient.js';
 
 export interface LoadOptions extends SessionOptions {
   readonly runtime?: Runtime;
@@ -40,15 +40,11 @@ export interface LoadOptions extends SessionOptions {
   readonly probe?: boolean;
 }
 
-export interface RunOptions {
+export interface RunOptions extends CallOptions {
   /** Sites to read (aliases or raw value names). */
   readonly capture?: readonly string[];
   /** Changes applied in order. */
   readonly interventions?: readonly Intervention[];
-  readonly maxBatchBytes?: number;
-  readonly allowNaN?: boolean;
-  readonly onProgress?: (done: number, total: number) => void;
-  readonly signal?: AbortSignal;
 }
 
 export interface RunResult {

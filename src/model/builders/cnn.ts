@@ -8,7 +8,7 @@
  */
 import { attr, type ModelProto } from '../../onnx/proto.js';
 import { defaultBound, uniform } from './init.js';
-import { checkSizes } from './mlp.js';
+import { checkSizes, denseHead } from './mlp.js';
 import { Net } from './net.js';
 
 export interface CnnSpec {
@@ -46,14 +46,7 @@ export function cnn(spec: CnnSpec): ModelProto {
   });
   h = net.op('flatten', 'Flatten', [h], [attr('axis', { int: 1 })]); // [N, C·H·W]
   const widths = [...(spec.hidden ?? []), spec.classes];
-  let width = c * hh * ww;
-  widths.forEach((out, i) => {
-    const scope = widths.length === 1 ? 'fc' : `fc${i + 1}`;
-    const last = i === widths.length - 1;
-    h = net.linear(scope, h, width, out, last ? 'logits' : undefined);
-    if (!last) h = net.op(scope, 'Relu', [h]);
-    width = out;
-  });
+  denseHead(net, h, c * hh * ww, widths, (i) => (widths.length === 1 ? 'fc' : `fc${i + 1}`));
   return net.model({
     name: 'cnn',
     doc: `glassbox cnn: ${spec.input.join('×')} → conv${k}×${k} [${spec.channels.join(', ')}] → ${widths.join(' → ')}`,

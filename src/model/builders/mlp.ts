@@ -22,16 +22,10 @@ export function mlp(spec: MlpSpec): ModelProto {
   checkSizes('mlp', { ...Object.fromEntries(shape.map((d, i) => [`inputs[${i}]`, d])), classes: spec.classes }, spec.hidden);
   const net = new Net(spec.seed);
   let h = 'x';
-  let width = shape.reduce((a, b) => a * b, 1);
+  const width = shape.reduce((a, b) => a * b, 1);
   if (shape.length > 1) h = net.op('flatten', 'Flatten', [h], [attr('axis', { int: 1 })]); // [N, C·H·W]
   const widths = [...spec.hidden, spec.classes];
-  widths.forEach((out, i) => {
-    const scope = `fc${i + 1}`;
-    const last = i === widths.length - 1;
-    h = net.linear(scope, h, width, out, last ? 'logits' : undefined);
-    if (!last) h = net.op(scope, 'Relu', [h]);
-    width = out;
-  });
+  denseHead(net, h, width, widths, (i) => `fc${i + 1}`);
   return net.model({
     name: 'mlp',
     doc: `glassbox mlp: ${[shape.join('×'), ...widths].join(' → ')}, ReLU`,
@@ -48,4 +42,20 @@ export function checkSizes(builder: string, sizes: Readonly<Record<string, numbe
   list.forEach((v, i) => {
     if (!Number.isInteger(v) || v < 1) throw new Error(`${builder}: layer width ${i} must be a positive integer, got ${v}`);
   });
+}
+
+/**
+ * Linear layers of the given widths with ReLU between them; the last writes `logits`. Shared by the MLP and the
+ * CNN's classifier head. `scope(i)` names layer i (`fc1`…, or `fc` for a single layer).
+ */
+export function denseHead(net: Net, input: string, inWidth: number, widths: readonly number[], scope: (i: number) => string): string {
+  let h = input;
+  let width = inWidth;
+  widths.forEach((out, i) => {
+    const last = i === widths.length - 1;
+    h = net.linear(scope(i), h, width, out, last ? 'logits' : undefined);
+    if (!last) h = net.op(scope(i), 'Relu', [h]);
+    width = out;
+  });
+  return h;
 }
