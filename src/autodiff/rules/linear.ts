@@ -63,7 +63,12 @@ export const linearRules = {
       return r;
     };
     const dA = a.wants[0] ? out(e.op1('MatMul', [g, swapLast(a, B2, Math.max(rb, 2))]), ra, ra, 'A') : undefined;
-    const dB = a.wants[1] ? out(e.op1('MatMul', [swapLast(a, A2, Math.max(ra, 2)), g]), rb, rb, 'B') : undefined;
+    // A [..., K] times a matrix B [K, M] (a dense layer over many positions): dB is one GEMM over the flattened
+    // positions, not a batched product summed afterwards (which would hold a [..., K, M] intermediate).
+    const flatB = rb === 2 && ra > 2;
+    const dB = !a.wants[1] ? undefined
+      : flatB ? e.op1('Gemm', [e.op1('Flatten', [A], [attr('axis', { int: ra - 1 })]), e.op1('Flatten', [g], [attr('axis', { int: ra - 1 })])], [attr('transA', flag(true))])
+      : out(e.op1('MatMul', [swapLast(a, A2, Math.max(ra, 2)), g]), rb, rb, 'B');
     return [dA, dB];
   },
 } satisfies Record<string, VjpRule>;

@@ -178,6 +178,21 @@ export const shapeRules = {
     const summed = e.op1('ScatterND', [zeros, wrapped, gT], [attr('reduction', { string: 'add' })]);
     return [a.wants[0] ? e.op1('Transpose', [summed], [attr('perm', { ints: inverse })]) : undefined, undefined];
   },
+  /** out[…i…] = data[…idx[…i…]…] along `axis`: the gradient scatter-adds back (repeated indices accumulate). */
+  GatherElements: (a) => {
+    const g = a.grads[0]!;
+    const e = a.emit;
+    if (!a.wants[0]) return [undefined, undefined];
+    if (e.opset < 16) throw new Error(`GatherElements '${a.node.name}': its gradient needs ScatterElements with reduction (opset 16), the graph has opset ${e.opset}`);
+    const [data, indices] = a.inputs;
+    const rank = rankOf(a, data);
+    const axis = (intAttr(a.node, 'axis', 0) + rank) % rank;
+    const idx = e.op1('Cast', [indices], [attr('to', { int: 7 })]);
+    const n = e.op1('Slice', [e.op1('Shape', [data]), e.constant(Tensor.int64([axis])), e.constant(Tensor.int64([axis + 1]))]);
+    const wrapped = e.op1('Where', [e.op1('Less', [idx, e.scalar(0, 'int64')]), e.op1('Add', [idx, n]), idx]);
+    const zeros = e.op1('Sub', [data, data]);
+    return [e.op1('ScatterElements', [zeros, wrapped, g], [attr('axis', { int: axis }), attr('reduction', { string: 'add' })]), undefined];
+  },
   Expand: (a) => {
     const g = a.grads[0]!;
     const e = a.emit;

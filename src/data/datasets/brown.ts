@@ -119,7 +119,12 @@ export class TaggedCorpus {
     const known = this.categories;
     const unknown = categories.filter((c) => !known.includes(c));
     if (unknown.length > 0) throw new Error(`${this.name}: no category ${unknown.join(', ')} (has ${known.join(', ')})`);
-    const docs = this.documents.filter((d) => categories.includes(d.category));
+    return this.documentsWhere((d) => categories.includes(d.category), `${this.name}[${categories.join(',')}]`);
+  }
+
+  /** A sub-corpus of the documents the predicate keeps (given each document and its index), in corpus order. */
+  documentsWhere(keep: (d: CorpusDocument, i: number) => boolean, name = `${this.name}[some documents]`): TaggedCorpus {
+    const docs = this.documents.filter(keep);
     const n = docs.reduce((a, d) => a + d.endToken - d.firstToken, 0);
     const wordIds = new Int32Array(n);
     const tagIds = new Uint16Array(n);
@@ -136,7 +141,6 @@ export class TaggedCorpus {
       at = endToken;
     }
     starts.push(n);
-    const name = `${this.name}[${categories.join(',')}]`;
     return new TaggedCorpus(name, this.types, this.tagSet, wordIds, tagIds, Int32Array.from(starts), out);
   }
 }

@@ -21,3 +21,7 @@ export { Vocabulary } from './vocab.js';
 export type { VocabularyOptions } from './vocab.js';
 export { languageModelDataset } from './language-model.js';
 export type { LanguageModelDataset, LanguageModelOptions } from './language-model.js';
+export { brownWords } from './brown-words.js';
+export type { BrownWords, BrownWordsOptions } from './brown-words.js';
+export { priorBaseline, labelCounts } from './baseline.js';
+export type { PriorBaseline } from './baseline.js';
