@@ -1,0 +1,203 @@
+/**
+ * What every attribution method stands on: the value attributed to (a float input, or any site, whose graph is then
+ * cut there so the site becomes an input), the target score, and two batched primitives over many variants of the
+ * examples — their scores, and their scores with gradients. Methods describe variants (IG path points, noisy copies,
+ * occluded copies…) as rows owned by an example; the primitives build them chunk by chunk within the memory budget,
+ * repeat each owner's other inputs, and run them in large runtime calls.
+ *
+ * @example
+ * const a = await Attributor.create(model, { x }, { target: 3 });
+ * const scores = await a.scores(a.n, (start, end) => ({ rows: a.x.data.slice(start * a.rowSize, end * a.rowSize), owner: range(start, end) }));
+ */
+import { cutEdge } from '../../onnx/rewrite.js';
+import type { RuleTable } from '../../autodiff/types.js';
+import type { Model } from '../../model/model.js';
+import { Tensor } from '../../runtime/tensor.js';
+import { resolveTarget, type ResolvedTarget, type Target } from './target.js';
+
+export interface AttributionOptions {
+  /** What to explain (default: the predicted class). */
+  readonly target?: Target;
+  /** A float input or a site (alias or value name) to attribute to (default: the model's only float input). */
+  readonly wrt?: string;
+  /** Memory budget of one runtime call in bytes (default 256 MiB): bounds n_steps × batch expansion. */
+  readonly maxBatchBytes?: number;
+  readonly onProgress?: (done: number, total: number) => void;
+  readonly signal?: AbortSignal;
+}
+
+/** Rows [start, end) of a variant set: row data (rows × rowSize) and the example each row belongs to. */
+export type RowMaker = (start: number, end: number) => { readonly rows: Float32Array; readonly owner: Int32Array };
+
+const DEFAULT_BUDGET = 256 * 2 ** 20;
+const cuts = new WeakMap<Model, Map<string, Promise<Model>>>();
+
+/** The model with `value` turned into an input (its producer cut off); cached per model and value. */
+function cutModel(model: Model, value: string): Promise<Model> {
+  let byValue = cuts.get(model);
+  if (!byValue) cuts.set(model, (byValue = new Map()));
+  let m = byValue.get(value);
+  if (!m) {
+    const ModelClass = model.constructor as typeof Model;
+    m = ModelClass.load(cutEdge(model.graph, value, model.site(value).dtype).encode(), { runtime: model.runtime, probe: false });
+    byValue.set(value, m);
+  }
+  return m;
+}
+
+function gatherRows(t: Tensor, owner: Int32Array): Tensor {
+  const row = t.size / t.shape[0];
+  const out = Tensor.zeros(t.dtype, [owner.length, ...t.shape.slice(1)]);
+  const src = t.data as Float32Array;
+  const dst = out.data as Float32Array;
+  for (let i = 0; i < owner.length; i++) dst.set(src.subarray(owner[i] * row, (owner[i] + 1) * row), i * row);
+  return out;
+}
+
+export class Attributor {
+  /** Examples in the batch. */
+  readonly n: number;
+  /** Shape of one example's value at `wrt`, and its size. */
+  readonly rowShape: readonly number[];
+  readonly rowSize: number;
+
+  private constructor(
+    /** The model the primitives run: the given one, or it cut at the site attributed to. */
+    readonly runModel: Model,
+    /** The user's name of what is attributed to, and its value name in `runModel`. */
+    readonly wrtName: string,
+    readonly wrt: string,
+    /** The examples' value at `wrt`, float32 [N, ...]. */
+    readonly x: Tensor<'float32'>,
+    /** The other inputs of `runModel`, for the N examples. */
+    private readonly others: Readonly<Record<string, Tensor>>,
+    readonly target: ResolvedTarget,
+    /** f(x) per example. */
+    readonly scores0: Float32Array,
+    readonly options: AttributionOptions,
+  ) {
+    this.n = x.shape[0];
+    this.rowShape = x.shape.slice(1);
+    this.rowSize = this.n === 0 ? 0 : x.size / this.n;
+  }
+
+  static async create(model: Model, inputs: Readonly<Record<string, Tensor>>, options: AttributionOptions = {}): Promise<Attributor> {
+    const floatInputs = model.inputs.filter((i) => i.dtype === 'float32').map((i) => i.name);
+    let wrtName = options.wrt;
+    if (wrtName === undefined) {
+      if (floatInputs.length !== 1) {
+        const kinds = model.inputs.map((i) => `${i.name} (${i.dtype})`).join(', ');
+        throw new Error(`attribution: the model has no single float32 input to attribute to (inputs: ${kinds}); name an input or a site with { wrt }`);
+      }
+      wrtName = floatInputs[0];
+    }
+    const site = model.site(wrtName); // throws with the nearest names for an unknown one
+    const isInput = model.inputs.some((i) => i.name === site.value);
+    if (site.dtype !== undefined && site.dtype !== 'float32') throw new Error(`attribution: '${wrtName}' is ${site.dtype}; only float32 values have gradients (attribute to a float site, e.g. an embedding)`);
+    // A custom seed may weigh any site (a neuron, a channel): it is captured like an output.
+    const t = options.target;
+    const named = typeof t === 'object' && t !== null && !Array.isArray(t) && 'seed' in t && t.output !== undefined ? model.site(t.output).value : undefined;
+    const scoreSite = named !== undefined && !model.outputs.some((o) => o.name === named) ? named : undefined;
+    const capture = [...(isInput ? [] : [site.value]), ...(scoreSite ? [scoreSite] : [])];
+    const base = await model.run(inputs, { capture, signal: options.signal });
+    const x = (isInput ? inputs[site.value] : base.captures[site.value]) as Tensor<'float32'>;
+    if (!x || x.dtype !== 'float32') throw new Error(`attribution: '${wrtName}' must be float32, got ${x?.dtype ?? 'nothing'}`);
+    if (x.rank < 1) throw new Error(`attribution: '${wrtName}' has no batch axis`);
+    const n = x.shape[0];
+    const outputs = scoreSite ? { ...base.outputs, [scoreSite]: base.captures[scoreSite] } : base.outputs;
+    const target = resolveTarget(named !== undefined ? { output: named, seed: (t as { seed: Tensor }).seed } : options.target, outputs, model.outputs[0].name, n);
+    const runModel = isInput ? model : await cutModel(model, site.value);
+    const others: Record<string, Tensor> = {};
+    for (const inp of runModel.inputs) {
+      if (inp.name === site.value) continue;
+      const given = inputs[inp.name];
+      if (!given) throw new Error(`attribution: input '${inp.name}' is needed`);
+      others[inp.name] = given;
+    }
+    const scores0 = rowScores(base.outputs[target.output] as Tensor<'float32'>, target.seed);
+    return new Attributor(runModel, wrtName, site.value, x, others, target, scores0, options);
+  }
+
+  /** Rows per runtime call and per generated chunk, from the memory budget (about 16 bytes per value of a row). */
+  get rowsPerChunk(): number {
+    const budget = this.options.maxBatchBytes ?? DEFAULT_BUDGET;
+    return Math.max(1, Math.floor(budget / Math.max(1, 16 * this.rowSize)));
+  }
+
+  /** Scores f of `total` variant rows. */
+  async scores(total: number, make: RowMaker): Promise<Float32Array> {
+    const out = new Float32Array(total);
+    await this.chunks(total, make, async (start, rows, owner) => {
+      const isOutput = this.runModel.outputs.some((o) => o.name === this.target.output);
+      const r = await this.runModel.run(this.feeds(rows, owner), { capture: isOutput ? [] : [this.target.output], maxBatchBytes: this.options.maxBatchBytes, signal: this.options.signal });
+      const out1 = isOutput ? r.outputs[this.target.output] : r.captures[this.target.output];
+      out.set(rowScores(out1 as Tensor<'float32'>, gatherRows(this.target.seed, owner) as Tensor<'float32'>), start);
+    });
+    return out;
+  }
+
+  /** Scores and gradients ∂f/∂(wrt) of `total` variant rows, handed to `consume` chunk by chunk (rows × rowSize). */
+  async gradients(
+    total: number,
+    make: RowMaker,
+    consume: (start: number, grads: Float32Array, scores: Float32Array, owner: Int32Array) => void,
+    rules?: { readonly table: RuleTable; readonly name: string },
+  ): Promise<void> {
+    await this.chunks(total, make, async (start, rows, owner) => {
+      const seed = gatherRows(this.target.seed, owner);
+      const r = await this.runModel.grad(this.feeds(rows, owner), {
+        of: this.target.output,
+        wrt: [this.wrt],
+        seed,
+        rules: rules?.table,
+        rulesName: rules?.name,
+        maxBatchBytes: this.options.maxBatchBytes,
+        signal: this.options.signal,
+      });
+      // The scores of a site target are not among the outputs: leave them NaN rather than run a second pass.
+      const of = r.outputs[this.target.output] as Tensor<'float32'> | undefined;
+      const scores = of ? rowScores(of, seed as Tensor<'float32'>) : new Float32Array(owner.length).fill(NaN);
+      consume(start, r.grads[this.wrt].data as Float32Array, scores, owner);
+    });
+  }
+
+  /** The examples themselves as rows (one per example). */
+  readonly identity: RowMaker = (start, end) => ({
+    rows: this.x.data.slice(start * this.rowSize, end * this.rowSize),
+    owner: Int32Array.from({ length: end - start }, (_, i) => start + i),
+  });
+
+  /** Feeds of `runModel` for variant rows: the rows at `wrt`, each owner's other inputs repeated. */
+  feeds(rows: Float32Array, owner: Int32Array): Record<string, Tensor> {
+    const feeds: Record<string, Tensor> = { [this.wrt]: new Tensor('float32', rows, [owner.length, ...this.rowShape]) };
+    for (const [k, v] of Object.entries(this.others)) feeds[k] = v.rank > 0 && v.shape[0] === this.n ? gatherRows(v, owner) : v;
+    return feeds;
+  }
+
+  private async chunks(total: number, make: RowMaker, run: (start: number, rows: Float32Array, owner: Int32Array) => Promise<void>): Promise<void> {
+    const step = this.rowsPerChunk;
+    for (let start = 0; start < total; start += step) {
+      this.options.signal?.throwIfAborted();
+      const end = Math.min(total, start + step);
+      const { rows, owner } = make(start, end);
+      if (rows.length !== (end - start) * this.rowSize || owner.length !== end - start) {
+        throw new Error(`attribution: a chunk of rows [${start}, ${end}) must hold ${(end - start) * this.rowSize} values and ${end - start} owners`);
+      }
+      await run(start, rows, owner);
+      this.options.onProgress?.(end, total);
+    }
+  }
+}
+
+/** Σ out ⊙ seed per row. */
+export function rowScores(out: Tensor<'float32'>, seed: Tensor<'float32'>): Float32Array {
+  const n = out.shape[0];
+  const row = out.size / n;
+  const s = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let acc = 0;
+    for (let j = 0; j < row; j++) acc += out.data[i * row + j] * seed.data[i * row + j];
+    s[i] = acc;
+  }
+  return s;
+}

@@ -1,0 +1,57 @@
+/**
+ * Every method glassbox implements, by name, with its coordinates in the two taxonomies (taxonomy.ts). The table is
+ * data: the CLI (`glassbox methods`, `glassbox explain --method`), the shared axiom tests and the evaluation metrics
+ * all read it.
+ */
+import { expectedGradients, gradient, gradientShap, gradientXInput, integratedGradients, saliency } from './attribution/gradient.js';
+import type { MethodEntry } from './attribution/method.js';
+import { smooth } from './attribution/smooth.js';
+import { passiveAttribution } from './taxonomy.js';
+
+const local = passiveAttribution('local');
+
+/** References of expected gradients when the caller gives none: the batch itself (a small background sample). */
+const backgroundOf = (inputs: Readonly<Record<string, import('../runtime/tensor.js').Tensor>>, wrt: string | undefined) => {
+  const t = wrt ? inputs[wrt] : Object.values(inputs).find((v) => v.dtype === 'float32');
+  if (!t) throw new Error('expected gradients: name the reference examples (baselines), or attribute to a float input');
+  return t;
+};
+
+export const ATTRIBUTION_METHODS = {
+  gradient: {
+    info: { title: 'Gradient', reference: 'Simonyan et al. 2014, Deep Inside Convolutional Networks', taxonomy: local },
+    explain: (m, x, o) => gradient(m, x, o),
+  },
+  saliency: {
+    info: { title: 'Saliency (gradient magnitude)', reference: 'Simonyan et al. 2014, Deep Inside Convolutional Networks', taxonomy: local },
+    explain: (m, x, o) => saliency(m, x, o),
+  },
+  'gradient-x-input': {
+    info: { title: 'Gradient × input', reference: 'Shrikumar et al. 2016, Not Just a Black Box', taxonomy: local },
+    explain: (m, x, o) => gradientXInput(m, x, o),
+  },
+  'integrated-gradients': {
+    info: { title: 'Integrated gradients', reference: 'Sundararajan et al. 2017, Axiomatic Attribution for Deep Networks', taxonomy: local, complete: true },
+    explain: (m, x, o) => integratedGradients(m, x, o),
+  },
+  smoothgrad: {
+    info: { title: 'SmoothGrad', reference: 'Smilkov et al. 2017, SmoothGrad: removing noise by adding noise', taxonomy: local, stochastic: true },
+    explain: (m, x, o) => smooth(gradient, { samples: o.samples, seed: o.seed })(m, x, o),
+  },
+  'smoothgrad-squared': {
+    info: { title: 'SmoothGrad²', reference: 'Hooker et al. 2019, A Benchmark for Interpretability Methods (SG-SQ)', taxonomy: local, stochastic: true },
+    explain: (m, x, o) => smooth(gradient, { samples: o.samples, seed: o.seed, kind: 'squared' })(m, x, o),
+  },
+  vargrad: {
+    info: { title: 'VarGrad', reference: 'Adebayo et al. 2018, Local Explanation Methods for DNNs Lack Sensitivity to Parameter Values', taxonomy: local, stochastic: true },
+    explain: (m, x, o) => smooth(gradient, { samples: o.samples, seed: o.seed, kind: 'var' })(m, x, o),
+  },
+  'expected-gradients': {
+    info: { title: 'Expected gradients', reference: 'Erion et al. 2021, Improving performance of deep learning models with axiomatic attribution priors and expected gradients', taxonomy: local, stochastic: true },
+    explain: (m, x, o) => expectedGradients(m, x, { ...o, baselines: o.baseline instanceof Object && 'shape' in o.baseline ? o.baseline : backgroundOf(x, o.wrt) }),
+  },
+  'gradient-shap': {
+    info: { title: 'GradientSHAP', reference: 'Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions', taxonomy: local, stochastic: true },
+    explain: (m, x, o) => gradientShap(m, x, { ...o, baselines: o.baseline instanceof Object && 'shape' in o.baseline ? o.baseline : backgroundOf(x, o.wrt) }),
+  },
+} satisfies Record<string, MethodEntry>;

@@ -1,0 +1,39 @@
+/**
+ * Where a method sits in the field's two taxonomies, as data: every registered method carries its coordinates and
+ * `glassbox methods` prints the grid.
+ *
+ * - Zhang, Tiňo, Leonardis, Tang, "A Survey on Neural Network Interpretability" (IEEE TETCI 2021): engagement
+ *   (passive: explain a trained network; active: change training) × explanation format × scope.
+ * - Räuker, Ho, Casper, Hadfield-Menell, "Toward Transparent AI: A Survey on Interpreting the Inner Structures of Deep
+ *   Neural Networks" (SaTML 2023): the part of the network explained, intrinsic or post hoc, and the section.
+ *   Methods that explain inputs only (saliency on pixels) have no place there.
+ */
+export type Engagement = 'passive' | 'active';
+export type Format = 'rules' | 'hidden semantics' | 'attribution' | 'examples';
+export type Scope = 'local' | 'semi-local' | 'global';
+export type Part = 'weights' | 'neurons' | 'subnetworks' | 'representations';
+
+export interface Taxonomy {
+  readonly zhang: { readonly engagement: Engagement; readonly format: Format; readonly scope: Scope };
+  readonly rauker?: { readonly part: Part; readonly when: 'intrinsic' | 'post hoc'; readonly section: string };
+}
+
+/** What a registry entry says about itself. */
+export interface MethodInfo {
+  readonly title: string;
+  /** The paper that defines it (author year, short title). */
+  readonly reference: string;
+  readonly taxonomy: Taxonomy;
+  /** The explanation satisfies completeness: attributions sum to f(x) − f(baseline) (up to the reported delta). */
+  readonly complete?: boolean;
+  /** The result depends on a random seed (sampling methods); the same seed gives the same result. */
+  readonly stochastic?: boolean;
+}
+
+export const passiveAttribution = (scope: Scope = 'local', rauker?: Taxonomy['rauker']): Taxonomy => ({
+  zhang: { engagement: 'passive', format: 'attribution', scope },
+  ...(rauker ? { rauker } : {}),
+});
+
+/** Räuker et al. III-E: gradient attribution to neurons (and, by extension, to layers of them). */
+export const NEURON_ATTRIBUTION = { part: 'neurons', when: 'post hoc', section: 'III-E' } as const;
