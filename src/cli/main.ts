@@ -5,7 +5,9 @@
  */
 import { messageOf, UsageError } from './errors.js';
 import { isTopic, packageVersion, USAGE } from './help.js';
+import { explain } from './explain.js';
 import { inspect } from './inspect.js';
+import { methods } from './methods.js';
 import { run } from './run.js';
 import { train } from './train.js';
 import { tour } from './tour.js';
@@ -14,6 +16,8 @@ const COMMANDS = {
   inspect,
   run,
   train,
+  explain,
+  methods,
   tour: async (argv: string[]) => {
     if (argv.length > 0) throw new UsageError(`tour takes no arguments, got ${argv.join(' ')}`, 'tour');
     await tour();

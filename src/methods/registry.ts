@@ -7,6 +7,7 @@ import { expectedGradients, gradient, gradientShap, gradientXInput, integratedGr
 import type { MethodEntry } from './attribution/method.js';
 import { smooth } from './attribution/smooth.js';
 import { passiveAttribution } from './taxonomy.js';
+import { unknownNameError } from '../util/nearest.js';
 
 const local = passiveAttribution('local');
 
@@ -55,3 +56,11 @@ export const ATTRIBUTION_METHODS = {
     explain: (m, x, o) => gradientShap(m, x, { ...o, baselines: o.baseline instanceof Object && 'shape' in o.baseline ? o.baseline : backgroundOf(x, o.wrt) }),
   },
 } satisfies Record<string, MethodEntry>;
+
+export type AttributionMethodName = keyof typeof ATTRIBUTION_METHODS;
+
+/** The entry of a method by name; an unknown name lists the nearest ones. */
+export function attributionMethod(name: string): MethodEntry & { readonly name: string } {
+  if (!Object.hasOwn(ATTRIBUTION_METHODS, name)) throw unknownNameError('method', name, Object.keys(ATTRIBUTION_METHODS));
+  return { name, ...(ATTRIBUTION_METHODS as Record<string, MethodEntry>)[name] };
+}

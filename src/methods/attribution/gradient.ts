@@ -7,13 +7,13 @@
  * const ig = await integratedGradients(model, { x }, { target: 3, steps: 50, method: 'gauss-legendre' });
  * ig.checks[0]; // completeness: Σ attributions − (f(x) − f(baseline)) per example
  */
-import { mulberry32 } from '../../data/datasets/random.js';
 import type { Model } from '../../model/model.js';
 import { Tensor } from '../../runtime/tensor.js';
 import { Attributor, type AttributionOptions } from './attributor.js';
 import { resolveBaseline, type Baseline } from './baseline.js';
 import { completenessCheck, type Attribution, type Check } from './explanation.js';
 import { quadrature, type Quadrature } from './quadrature.js';
+import { exampleRandom, gaussian } from './seeding.js';
 import { passiveAttribution } from '../taxonomy.js';
 
 export type Inputs = Readonly<Record<string, Tensor>>;
@@ -141,12 +141,19 @@ export async function expectedGradients(model: Model, inputs: Inputs, options: E
     throw new Error(`expected gradients: baselines [${refs.shape.join(', ')}] are not examples of shape [${a.rowShape.join(', ')}]`);
   }
   const stdev = options.stdev ?? 0;
-  const rand = mulberry32(options.seed ?? 0);
-  // Draw every (reference, α, noise) up front so the result does not depend on the chunking.
-  const pick = Int32Array.from({ length: a.n * S }, () => Math.floor(rand() * M));
-  const alpha = Float64Array.from({ length: a.n * S }, () => rand());
-  const noiseSeed = Math.floor(rand() * 2 ** 31);
   const x = a.x.data;
+  // Draw every (reference, α, noise) up front from each example's own stream: independent of chunking and batching.
+  const pick = new Int32Array(a.n * S);
+  const alpha = new Float64Array(a.n * S);
+  const noise = new Float32Array(stdev > 0 ? a.n * S * R : 0);
+  for (let i = 0; i < a.n; i++) {
+    const rand = exampleRandom(options.seed ?? 0, x.subarray(i * R, (i + 1) * R));
+    for (let s = 0; s < S; s++) {
+      pick[i * S + s] = Math.floor(rand() * M);
+      alpha[i * S + s] = rand();
+      if (stdev > 0) for (let j = 0; j < R; j++) noise[(i * S + s) * R + j] = stdev * gaussian(rand);
+    }
+  }
   const ref = refs.data as Float32Array;
   const acc = new Float64Array(a.x.size);
   await a.gradients(
@@ -154,14 +161,13 @@ export async function expectedGradients(model: Model, inputs: Inputs, options: E
     (start, end) => {
       const rows = new Float32Array((end - start) * R);
       const owner = new Int32Array(end - start);
-      const noise = stdev > 0 ? mulberry32(noiseSeed + start) : undefined;
       for (let r = start; r < end; r++) {
         const i = Math.floor(r / S);
         owner[r - start] = i;
         const m = pick[r];
         for (let j = 0; j < R; j++) {
           const bj = ref[m * R + j];
-          rows[(r - start) * R + j] = bj + alpha[r] * (x[i * R + j] - bj) + (noise ? stdev * gauss(noise) : 0);
+          rows[(r - start) * R + j] = bj + alpha[r] * (x[i * R + j] - bj) + (stdev > 0 ? noise[r * R + j] : 0);
         }
       }
       return { rows, owner };
@@ -188,10 +194,6 @@ export async function expectedGradients(model: Model, inputs: Inputs, options: E
 }
 
 export const gradientShap = (model: Model, inputs: Inputs, options: ExpectedGradientsOptions) => expectedGradients(model, inputs, { stdev: 0.09, ...options });
-
-function gauss(rand: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-}
 
 export function describeBaseline(b: Baseline | undefined): string {
   if (b === undefined) return 'zero';

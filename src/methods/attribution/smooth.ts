@@ -8,12 +8,12 @@
  * const sg = await smooth(gradient, { samples: 50, noise: 0.15 })(model, { x }, { target: 3 });
  * const sgIg = smooth(integratedGradients, { kind: 'squared' });
  */
-import { mulberry32 } from '../../data/datasets/random.js';
 import type { Model } from '../../model/model.js';
 import { Tensor } from '../../runtime/tensor.js';
 import { Attributor, type AttributionOptions } from './attributor.js';
 import type { Attribution } from './explanation.js';
 import type { Inputs } from './gradient.js';
+import { exampleRandom, gaussian } from './seeding.js';
 
 export type AttributionMethod<O extends AttributionOptions = AttributionOptions> = (model: Model, inputs: Inputs, options?: O) => Promise<Attribution>;
 
@@ -40,7 +40,6 @@ export function smooth<O extends AttributionOptions>(method: AttributionMethod<O
     const started = performance.now();
     const a = await Attributor.create(model, inputs, options ?? {});
     const R = a.rowSize;
-    const rand = mulberry32(settings.seed ?? 0);
     const rows = new Float32Array(a.n * S * R); // [N·S, ...]: copy s of example i at row i·S + s
     const owner = new Int32Array(a.n * S);
     for (let i = 0; i < a.n; i++) {
@@ -49,12 +48,10 @@ export function smooth<O extends AttributionOptions>(method: AttributionMethod<O
       let hi = -Infinity;
       for (const v of ex) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
       const sigma = level * (hi - lo);
+      const rand = exampleRandom(settings.seed ?? 0, ex);
       for (let s = 0; s < S; s++) {
         owner[i * S + s] = i;
-        for (let j = 0; j < R; j++) {
-          const z = Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-          rows[(i * S + s) * R + j] = ex[j] + sigma * z;
-        }
+        for (let j = 0; j < R; j++) rows[(i * S + s) * R + j] = ex[j] + sigma * gaussian(rand);
       }
     }
     const seedRow = a.target.seed.size / a.n;
