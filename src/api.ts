@@ -16,3 +16,7 @@ export * as rewrite from './onnx/rewrite.js';
 export { tensorFromProto, tensorToProto } from './onnx/tensor-proto.js';
 export { parseNpy, encodeNpy, readNpy, writeNpy } from './data/npy.js';
 export { decodePng, encodePng, readPng, writePng } from './data/png.js';
+export * from './methods/attribution/index.js';
+export { ATTRIBUTION_METHODS, attributionMethod } from './methods/registry.js';
+export type { Taxonomy, MethodInfo } from './methods/taxonomy.js';
+export { heatmapOverlay } from './report/heatmap.js';

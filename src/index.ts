@@ -10,3 +10,7 @@ export { bundledModels } from './data/bundled.js';
 /** Training writes checkpoints to disk, so the trainer is part of the Node entry; builders emit plain ONNX. */
 export * as train from './model/train/index.js';
 export * as builders from './model/builders/index.js';
+/** Evaluation of explanations (sanity checks and ROAR retrain models, so they are Node-side too). */
+export * as evaluate from './evaluate/index.js';
+export * as sanity from './evaluate/sanity/index.js';
+export { globalMethods, aggregateAttributions, spray } from './methods/attribution/global/index.js';

@@ -5,6 +5,9 @@
  */
 import { expectedGradients, gradient, gradientShap, gradientXInput, integratedGradients, saliency } from './attribution/gradient.js';
 import type { MethodEntry } from './attribution/method.js';
+import { hiddenAttributionMethods } from './attribution/hidden-index.js';
+import { perturbationMethods } from './attribution/perturbation/index.js';
+import { propagationMethods } from './attribution/propagation/index.js';
 import { smooth } from './attribution/smooth.js';
 import { passiveAttribution } from './taxonomy.js';
 import { unknownNameError } from '../util/nearest.js';
@@ -55,6 +58,9 @@ export const ATTRIBUTION_METHODS = {
     info: { title: 'GradientSHAP', reference: 'Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions', taxonomy: local, stochastic: true },
     explain: (m, x, o) => gradientShap(m, x, { ...o, baselines: o.baseline instanceof Object && 'shape' in o.baseline ? o.baseline : backgroundOf(x, o.wrt) }),
   },
+  ...perturbationMethods,
+  ...propagationMethods,
+  ...hiddenAttributionMethods,
 } satisfies Record<string, MethodEntry>;
 
 export type AttributionMethodName = keyof typeof ATTRIBUTION_METHODS;

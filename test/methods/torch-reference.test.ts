@@ -47,3 +47,21 @@ for (const name of ['cnn', 'gpt'] as const) {
     }
   });
 }
+
+test('cnn: guided backprop, DeconvNet and Grad-CAM (before upsampling) match PyTorch', async () => {
+  const { path, input } = torchFixture('cnn');
+  const model = await Model.load(path);
+  try {
+    for (const [method, file] of [['guided-backprop', 'guided_backprop'], ['deconvnet', 'deconvnet']] as const) {
+      const r = await attributionMethod(method).explain(model, { x: input }, { target: 'predicted' });
+      const err = relErr(r.attributions, await readNpy(join(DIR, `cnn.${file}.npy`)));
+      assert.ok(err < 1e-4, `${method}: relative error ${err}`);
+    }
+    const cam = await attributionMethod('grad-cam').explain(model, { x: input }, { site: 'relu2.relu' });
+    const ref = await readNpy(join(DIR, 'cnn.gradcam.npy'));
+    const err = relErr((cam.extra!.cam as Tensor).reshape(ref.shape), ref);
+    assert.ok(err < 1e-4, `grad-cam: relative error ${err}`);
+  } finally {
+    await model.dispose();
+  }
+});

@@ -14,6 +14,8 @@ import type { RuleTable } from '../../autodiff/types.js';
 import type { Model } from '../../model/model.js';
 import { Tensor } from '../../runtime/tensor.js';
 import { resolveTarget, type ResolvedTarget, type Target } from './target.js';
+import type { Attribution, Check } from './explanation.js';
+import { passiveAttribution, type Taxonomy } from '../taxonomy.js';
 
 export interface AttributionOptions {
   /** What to explain (default: the predicted class). */
@@ -45,11 +47,12 @@ function cutModel(model: Model, value: string): Promise<Model> {
   return m;
 }
 
-function gatherRows(t: Tensor, owner: Int32Array): Tensor {
+/** Rows of t [N, ...] picked by owner: [owner.length, ...]. */
+export function gatherRows<D extends Tensor['dtype']>(t: Tensor<D>, owner: Int32Array): Tensor<D> {
   const row = t.size / t.shape[0];
   const out = Tensor.zeros(t.dtype, [owner.length, ...t.shape.slice(1)]);
   const src = t.data as Float32Array;
-  const dst = out.data as Float32Array;
+  const dst = out.data as unknown as Float32Array;
   for (let i = 0; i < owner.length; i++) dst.set(src.subarray(owner[i] * row, (owner[i] + 1) * row), i * row);
   return out;
 }
@@ -114,7 +117,7 @@ export class Attributor {
       if (!given) throw new Error(`attribution: input '${inp.name}' is needed`);
       others[inp.name] = given;
     }
-    const scores0 = rowScores(base.outputs[target.output] as Tensor<'float32'>, target.seed);
+    const scores0 = rowScores(outputs[target.output] as Tensor<'float32'>, target.seed);
     return new Attributor(runModel, wrtName, site.value, x, others, target, scores0, options);
   }
 
@@ -200,4 +203,35 @@ export function rowScores(out: Tensor<'float32'>, seed: Tensor<'float32'>): Floa
     s[i] = acc;
   }
   return s;
+}
+
+/** A method's result from its attributor: what was explained (target, scores) comes from `a`. */
+export function attributionResult(
+  a: Attributor,
+  parts: {
+    readonly method: string;
+    /** Values of `a.x`'s shape, or a tensor of another shape (a site's, a map's). */
+    readonly attributions: Float32Array | Tensor<'float32'>;
+    readonly started: number;
+    readonly checks?: Check[];
+    readonly params?: Record<string, unknown>;
+    readonly extra?: Attribution['extra'];
+    /** Default: passive, attribution, local. */
+    readonly taxonomy?: Taxonomy;
+    readonly wrt?: string;
+  },
+): Attribution {
+  return {
+    method: parts.method,
+    taxonomy: parts.taxonomy ?? passiveAttribution('local'),
+    wrt: parts.wrt ?? a.wrtName,
+    attributions: parts.attributions instanceof Tensor ? parts.attributions : new Tensor('float32', parts.attributions, a.x.shape),
+    output: a.target.output,
+    targets: a.target.classes,
+    scores: a.scores0,
+    checks: parts.checks ?? [],
+    params: parts.params ?? {},
+    ...(parts.extra ? { extra: parts.extra } : {}),
+    ms: performance.now() - parts.started,
+  };
 }

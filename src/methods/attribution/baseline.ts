@@ -63,3 +63,10 @@ export function gaussianBlur(x: Tensor<'float32'>, sigma: number): Tensor<'float
   }
   return new Tensor('float32', out, x.shape);
 }
+
+/** A baseline as text, for a result's settings. */
+export function describeBaseline(b: Baseline | undefined): string {
+  if (b === undefined) return 'zero';
+  if (b instanceof Tensor) return `tensor [${b.shape.join(', ')}]`;
+  return typeof b === 'object' ? `blur σ=${b.blurSigma}` : String(b);
+}

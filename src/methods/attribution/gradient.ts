@@ -9,12 +9,11 @@
  */
 import type { Model } from '../../model/model.js';
 import { Tensor } from '../../runtime/tensor.js';
-import { Attributor, type AttributionOptions } from './attributor.js';
-import { resolveBaseline, type Baseline } from './baseline.js';
+import { Attributor, attributionResult, type AttributionOptions } from './attributor.js';
+import { describeBaseline, resolveBaseline, type Baseline } from './baseline.js';
 import { completenessCheck, type Attribution, type Check } from './explanation.js';
 import { quadrature, type Quadrature } from './quadrature.js';
 import { exampleRandom, gaussian } from './seeding.js';
-import { passiveAttribution } from '../taxonomy.js';
 
 export type Inputs = Readonly<Record<string, Tensor>>;
 
@@ -26,19 +25,7 @@ async function gradientOf(a: Attributor): Promise<Float32Array> {
 }
 
 function result(a: Attributor, method: string, attributions: Float32Array, started: number, checks: Check[], params: Record<string, unknown>, extra?: Attribution['extra']): Attribution {
-  return {
-    method,
-    taxonomy: passiveAttribution(),
-    wrt: a.wrtName,
-    attributions: new Tensor('float32', attributions, a.x.shape),
-    output: a.target.output,
-    targets: a.target.classes,
-    scores: a.scores0,
-    checks,
-    params,
-    ...(extra ? { extra } : {}),
-    ms: performance.now() - started,
-  };
+  return attributionResult(a, { method, attributions, started, checks, params, extra });
 }
 
 /** ∂f/∂x (with `abs`, its magnitude: Simonyan et al.'s saliency map before the channel max). */
@@ -194,9 +181,3 @@ export async function expectedGradients(model: Model, inputs: Inputs, options: E
 }
 
 export const gradientShap = (model: Model, inputs: Inputs, options: ExpectedGradientsOptions) => expectedGradients(model, inputs, { stdev: 0.09, ...options });
-
-export function describeBaseline(b: Baseline | undefined): string {
-  if (b === undefined) return 'zero';
-  if (b instanceof Tensor) return `tensor [${b.shape.join(', ')}]`;
-  return typeof b === 'object' ? `blur σ=${b.blurSigma}` : String(b);
-}
