@@ -66,8 +66,10 @@ export const elementwiseRules = {
     const g = a.grads[0];
     if (!g) return [];
     const e = a.emit;
-    const zero = e.scalar(0, dt(a, a.inputs[0]));
-    return [e.op1('Where', [e.op1('Greater', [a.inputs[0], zero]), g, zero])];
+    const t = dt(a, a.inputs[0]);
+    // g · [x > 0] as a product: ONNX Runtime's Where is about twice as slow as Cast + Mul on large activations.
+    // (It differs from a select only for a non-finite g where x ≤ 0, which gives NaN instead of 0.)
+    return [e.op1('Mul', [g, e.op1('Cast', [e.op1('Greater', [a.inputs[0], e.scalar(0, t)])], [attr('to', { int: ONNX_DTYPE[t] })])])];
   },
   LeakyRelu: (a) => {
     const g = a.grads[0];
