@@ -16,6 +16,10 @@ On the stored fixture inputs (fixtures/torch/<model>.input.npy), with the target
     deconvnet          Zeiler & Fergus 2014: every ReLU passes back max(g, 0)
     gradcam            Selvaraju et al. 2017 at relu2 (glassbox site relu2.relu), before upsampling [4, 28, 28]:
                        relu(sum_k mean_hw(d f / d A_k) A_k)
+    layer_conductance  Dhamdhere et al. 2018 at relu1 (site relu1.relu) [4, 32, 28, 28], zero baseline, COND_STEPS
+                       intervals of the input path x_k = (k / m) x, the gradient at each interval's midpoint:
+                       sum_k d f / d h (x_{k+1/2}) * (h(x_{k+1}) - h(x_k))
+    neuron_gradient    d h_u / d x for unit NEURON (flat index into one example's value) of relu2
   gpt (attributions w.r.t. the token embeddings, glassbox site tok_emb.gather [2, 16, 64]):
     gradient, gradient_x_input, ig (zero embedding baseline) as above
 
@@ -36,6 +40,8 @@ from torch import nn
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures" / "torch"
 IG_STEPS = 16
+COND_STEPS = 16
+NEURON = 5000
 
 
 def fixture_module():
@@ -125,13 +131,39 @@ def main(argv: list[str]) -> int:
     save("cnn.guided_backprop", grad_of(cnn_with_rule(cnn, True), x, seed))
     save("cnn.deconvnet", grad_of(cnn_with_rule(cnn, False), x, seed))
     acts = {}
-    cnn.relu2.register_forward_hook(lambda _m, _i, out: acts.__setitem__("a", out) or out.retain_grad())
+    cnn.relu2.register_forward_hook(lambda _m, _i, out: acts.__setitem__("a", out) or (out.retain_grad() if out.requires_grad else None))
     out = cnn(x.detach().requires_grad_(True))
     (out * seed).sum().backward()
     a, da = acts["a"], acts["a"].grad
     cam = torch.relu((da.mean(dim=(2, 3), keepdim=True) * a).sum(1))
     save("cnn.gradcam", cam)
-    manifest["models"]["cnn"] = {"wrt": "x", "targets": targets.tolist(), "gradcam_site": "relu2.relu"}
+    h1 = {}
+
+    def keep1(_m, _i, out):
+        if out.requires_grad:
+            out.retain_grad()
+        h1["h"] = out
+
+    handle = cnn.relu1.register_forward_hook(keep1)
+    with torch.no_grad():
+        ends = [None] * (COND_STEPS + 1)
+        for k in range(COND_STEPS + 1):
+            cnn(k / COND_STEPS * x)
+            ends[k] = h1["h"].detach()
+    cond = torch.zeros_like(ends[0])
+    for k in range(COND_STEPS):
+        out = cnn(((k + 0.5) / COND_STEPS * x).detach().requires_grad_(True))
+        (out * seed).sum().backward()
+        cond += h1["h"].grad * (ends[k + 1] - ends[k])
+    handle.remove()
+    save("cnn.layer_conductance", cond)
+    xi = x.detach().requires_grad_(True)
+    cnn(xi)
+    acts["a"].reshape(acts["a"].shape[0], -1)[:, NEURON].sum().backward()
+    save("cnn.neuron_gradient", xi.grad)
+    manifest["models"]["cnn"] = {"wrt": "x", "targets": targets.tolist(), "gradcam_site": "relu2.relu",
+                                 "conductance": {"site": "relu1.relu", "steps": COND_STEPS},
+                                 "neuron": {"site": "relu2.relu", "index": NEURON}}
 
     gpt = fx.make_model("gpt").double()
     for p in gpt.parameters():

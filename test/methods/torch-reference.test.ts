@@ -65,3 +65,19 @@ test('cnn: guided backprop, DeconvNet and Grad-CAM (before upsampling) match PyT
     await model.dispose();
   }
 });
+
+test('cnn: layer conductance and neuron gradient (Räuker III-E) match PyTorch', async () => {
+  const { path, input } = torchFixture('cnn');
+  const model = await Model.load(path);
+  const { conductance, neuron } = (manifest.models.cnn as unknown as { conductance: { site: string; steps: number }; neuron: { site: string; index: number } });
+  try {
+    const c = await attributionMethod('layer-conductance').explain(model, { x: input }, { site: conductance.site, steps: conductance.steps, target: 'predicted' });
+    const errC = relErr(c.attributions, await readNpy(join(DIR, 'cnn.layer_conductance.npy')));
+    assert.ok(errC < 1e-4, `layer conductance: relative error ${errC}`);
+    const g = await attributionMethod('neuron-gradient').explain(model, { x: input }, { site: neuron.site, neuron: neuron.index });
+    const errG = relErr(g.attributions, await readNpy(join(DIR, 'cnn.neuron_gradient.npy')));
+    assert.ok(errG < 1e-4, `neuron gradient: relative error ${errG}`);
+  } finally {
+    await model.dispose();
+  }
+});
