@@ -5,7 +5,7 @@
  * steps: 3,200 forward + backward rows on the CNN), occlusion (4×4 windows at stride 4) and Grad-CAM (at relu2).
  * Rounds alternate the engines; figures are medians over rounds.
  *
- *   npm run bench:attribution -- [--rounds 3]
+ *   npm run bench:attribution -- [--rounds 5] [--runs 5]
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -57,7 +57,7 @@ async function glassboxMs(model: Model, feeds: Record<string, Tensor>, c: Case, 
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, runs: { type: 'string', default: '3' } } });
+  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, runs: { type: 'string', default: '5' } } });
   const rounds = Number(values.rounds);
   const runs = Number(values.runs);
   const torch = requireTorch();

@@ -22,8 +22,13 @@ export interface GradOptions extends CallOptions {
   readonly of?: string;
   /** Inputs, sites or weights to differentiate with respect to. */
   readonly wrt: readonly string[];
-  /** Weights of `of` in the scalar L = sum(of ⊙ seed); default: ones. */
-  readonly seed?: Tensor;
+  /**
+   * Weights of `of` in the scalar L = sum(of ⊙ seed); default: ones. 'predicted': the one-hot of each row's predicted
+   * class (first argmax over the last axis; at the last position of [N, T, C]), computed in the same run.
+   */
+  readonly seed?: Tensor | 'predicted';
+  /** Sites whose forward values to return too (from the same run). */
+  readonly capture?: readonly string[];
   /** A replacement VJP rule table (guided backprop, LRP…) and a name that keys its compiled graphs. */
   readonly rules?: RuleTable;
   readonly rulesName?: string;
@@ -33,6 +38,8 @@ export interface GradResult {
   readonly outputs: Record<string, Tensor>;
   /** Gradients by the names asked for in `wrt`. */
   readonly grads: Record<string, Tensor>;
+  /** Forward values of the sites asked for in `capture`, by those names. */
+  readonly captures: Record<string, Tensor>;
 }
 
 export function onesLike(dtype: Tensor['dtype'], shape: readonly number[]): Tensor {

@@ -24,6 +24,7 @@ import { unknownNameError } from '../util/nearest.js';
 import { readModelFile } from './source.js';
 import { batchMeans } from './batch-mean.js';
 import { describeSites } from './describe.js';
+import { withPredictedSeed } from './predicted-seed.js';
 import { buildGradGraph } from '../autodiff/grad.js';
 import { defaultRules } from '../autodiff/rules/index.js';
 import { onesLike, runGradBatched, type CallOptions, type GradOptions, type GradResult } from './gradient.js';
@@ -191,33 +192,39 @@ export class Model {
     const info = (v: string) => probe.layouts.get(v) ?? this.graph.values.get(v) ?? {};
     const sig = this.inputs.map((i) => probe.layouts.get(i.name)?.shape.join('x')).join(';');
     const rules = options.rules ?? defaultRules;
-    const key = `grad#${of}#${wrt.join('\u0000')}#${sig}#${rules === defaultRules ? '' : options.rulesName ?? 'custom'}`;
-    const session = await this.cache.get(key, () => {
-      const gg = buildGradGraph(this.graph, { of, wrt, rules, info });
-      this.gradNames.set(key, gg);
-      return gg.graph.encode();
-    }, this.variantOptions());
-    const names = this.gradNames.get(key)!;
-
+    const predicted = options.seed === 'predicted';
+    const capture = [...new Set((options.capture ?? []).map((c) => this.site(c).value))];
     // `of` at this batch: the probe's layout with its batch axis scaled to the rows at hand.
     const layout = probe.layouts.get(of);
     if (!layout) throw new Error(`grad: the shape of '${options.of ?? of}' could not be resolved`);
+    const variant = `${predicted ? 'predicted' : ''}#${capture.join('\u0000')}`;
+    const key = `grad#${of}#${wrt.join('\u0000')}#${sig}#${rules === defaultRules ? '' : options.rulesName ?? 'custom'}#${variant}`;
+    const session = await this.cache.get(key, () => {
+      const gg = buildGradGraph(this.graph, { of, wrt, rules, info });
+      this.gradNames.set(key, gg);
+      let g = predicted ? withPredictedSeed(gg.graph, of, gg.seed, layout.shape.length) : gg.graph;
+      if (capture.length) g = addOutputs(g, capture);
+      return g.encode();
+    }, this.variantOptions());
+    const names = this.gradNames.get(key)!;
+
     const ofBatched = rows > 0 && layout.shape.length > 0 && layout.shape[0] === probe.rows;
     const ofShape = ofBatched ? [rows, ...layout.shape.slice(1)] : layout.shape;
-    const seed = options.seed ?? onesLike(layout.dtype, ofShape);
-    if (seed.dtype !== layout.dtype || seed.shape.join() !== ofShape.join()) {
+    const seed = options.seed === 'predicted' ? undefined : options.seed ?? onesLike(layout.dtype, ofShape);
+    if (seed && (seed.dtype !== layout.dtype || seed.shape.join() !== ofShape.join())) {
       throw new Error(`grad: the seed must be ${layout.dtype} [${ofShape.join(', ')}] like '${options.of ?? of}', got ${seed.dtype} [${seed.shape.join(', ')}]`);
     }
+    if (predicted && !ofBatched) throw new Error(`grad: a predicted-class seed needs '${options.of ?? of}' to have the batch axis`);
     // Weights (initializers, Constant outputs) collect a sum over rows; everything else is per row.
     const isWeight = (v: string) => ['initializer', 'constant'].includes(this.graph.values.get(v)?.kind ?? '');
     const budget = options.maxBatchBytes ?? this.options.maxBatchBytes ?? DEFAULT_BUDGET;
     const out = await runGradBatched({
       session,
-      feeds: { ...inputs, [names.seed]: seed },
-      batched: new Set([...batched, ...(ofBatched ? [names.seed] : [])]),
+      feeds: seed ? { ...inputs, [names.seed]: seed } : inputs,
+      batched: new Set([...batched, ...(ofBatched && seed ? [names.seed] : [])]),
       // Forward values, their gradients and the backward temporaries: about three times a forward run's memory.
       rowsPerCall: ofBatched && batched.size > 0 ? budget / Math.max(1, 3 * probe.bytesPerRow) : Infinity,
-      fetches: [...this.outputs.map((o) => o.name), ...wrt.map((w) => names.grads[w])],
+      fetches: [...new Set([...this.outputs.map((o) => o.name), ...wrt.map((w) => names.grads[w]), ...capture])],
       summed: new Set(wrt.filter(isWeight).map((w) => names.grads[w])),
       onProgress: options.onProgress,
       signal: options.signal,
@@ -226,7 +233,9 @@ export class Model {
     options.wrt.forEach((w, i) => (grads[w] = out[names.grads[wrt[i]]]));
     const outputs: Record<string, Tensor> = {};
     for (const o of this.outputs) outputs[o.name] = out[o.name];
-    return { outputs, grads };
+    const captures: Record<string, Tensor> = {};
+    for (const c of options.capture ?? []) captures[c] = out[this.site(c).value];
+    return { outputs, grads, captures };
   }
 
   /** A site alias, raw value name, or weight name → the graph's value name. */

@@ -57,6 +57,22 @@ export function gatherRows<D extends Tensor['dtype']>(t: Tensor<D>, owner: Int32
   return out;
 }
 
+/** What is attributed to: the name given (default: the only float input), its value name, and whether it is an input. */
+function resolveWrt(model: Model, options: AttributionOptions): { wrtName: string; site: string; isInput: boolean } {
+  let wrtName = options.wrt;
+  if (wrtName === undefined) {
+    const floatInputs = model.inputs.filter((i) => i.dtype === 'float32').map((i) => i.name);
+    if (floatInputs.length !== 1) {
+      const kinds = model.inputs.map((i) => `${i.name} (${i.dtype})`).join(', ');
+      throw new Error(`attribution: the model has no single float32 input to attribute to (inputs: ${kinds}); name an input or a site with { wrt }`);
+    }
+    wrtName = floatInputs[0];
+  }
+  const site = model.site(wrtName); // throws with the nearest names for an unknown one
+  if (site.dtype !== undefined && site.dtype !== 'float32') throw new Error(`attribution: '${wrtName}' is ${site.dtype}; only float32 values have gradients (attribute to a float site, e.g. an embedding)`);
+  return { wrtName, site: site.value, isInput: model.inputs.some((i) => i.name === site.value) };
+}
+
 export class Attributor {
   /** Examples in the batch. */
   readonly n: number;
@@ -85,40 +101,78 @@ export class Attributor {
   }
 
   static async create(model: Model, inputs: Readonly<Record<string, Tensor>>, options: AttributionOptions = {}): Promise<Attributor> {
-    const floatInputs = model.inputs.filter((i) => i.dtype === 'float32').map((i) => i.name);
-    let wrtName = options.wrt;
-    if (wrtName === undefined) {
-      if (floatInputs.length !== 1) {
-        const kinds = model.inputs.map((i) => `${i.name} (${i.dtype})`).join(', ');
-        throw new Error(`attribution: the model has no single float32 input to attribute to (inputs: ${kinds}); name an input or a site with { wrt }`);
-      }
-      wrtName = floatInputs[0];
-    }
-    const site = model.site(wrtName); // throws with the nearest names for an unknown one
-    const isInput = model.inputs.some((i) => i.name === site.value);
-    if (site.dtype !== undefined && site.dtype !== 'float32') throw new Error(`attribution: '${wrtName}' is ${site.dtype}; only float32 values have gradients (attribute to a float site, e.g. an embedding)`);
+    const { wrtName, site, isInput } = resolveWrt(model, options);
     // A custom seed may weigh any site (a neuron, a channel): it is captured like an output.
     const t = options.target;
     const named = typeof t === 'object' && t !== null && !Array.isArray(t) && 'seed' in t && t.output !== undefined ? model.site(t.output).value : undefined;
     const scoreSite = named !== undefined && !model.outputs.some((o) => o.name === named) ? named : undefined;
-    const capture = [...(isInput ? [] : [site.value]), ...(scoreSite ? [scoreSite] : [])];
+    const capture = [...(isInput ? [] : [site]), ...(scoreSite ? [scoreSite] : [])];
     const base = await model.run(inputs, { capture, signal: options.signal });
-    const x = (isInput ? inputs[site.value] : base.captures[site.value]) as Tensor<'float32'>;
+    const x = isInput ? inputs[site] : base.captures[site];
+    const outputs = scoreSite ? { ...base.outputs, [scoreSite]: base.captures[scoreSite] } : base.outputs;
+    const target = named !== undefined ? { output: named, seed: (t as { seed: Tensor }).seed } : options.target;
+    return Attributor.assemble(model, inputs, wrtName, site, isInput, x, outputs, target, options);
+  }
+
+  /**
+   * An attributor and the gradient at the examples themselves, in one forward + backward run where it can be: for
+   * the predicted class (the default target) the class is found inside the gradient graph; other targets take a
+   * forward run first. `rules` replaces the VJP rules (guided backprop…).
+   */
+  static async withGradient(
+    model: Model,
+    inputs: Readonly<Record<string, Tensor>>,
+    options: AttributionOptions = {},
+    rules?: { readonly table: RuleTable; readonly name: string },
+  ): Promise<{ readonly a: Attributor; readonly grads: Float32Array }> {
+    const t = options.target;
+    const output = model.outputs[0];
+    const rank = output.shape?.length;
+    if ((t === undefined || t === 'predicted') && (rank === 2 || rank === 3) && output.dtype === 'float32') {
+      const { wrtName, site, isInput } = resolveWrt(model, options);
+      const r = await model.grad(inputs, {
+        of: output.name,
+        wrt: [site],
+        seed: 'predicted',
+        capture: isInput ? [] : [site],
+        rules: rules?.table,
+        rulesName: rules?.name,
+        maxBatchBytes: options.maxBatchBytes,
+        signal: options.signal,
+      });
+      const a = await Attributor.assemble(model, inputs, wrtName, site, isInput, isInput ? inputs[site] : r.captures[site], r.outputs, 'predicted', options);
+      return { a, grads: r.grads[site].data as Float32Array };
+    }
+    const a = await Attributor.create(model, inputs, options);
+    const grads = new Float32Array(a.x.size);
+    await a.gradients(a.n, a.identity, (start, g) => grads.set(g, start * a.rowSize), rules);
+    return { a, grads };
+  }
+
+  private static async assemble(
+    model: Model,
+    inputs: Readonly<Record<string, Tensor>>,
+    wrtName: string,
+    site: string,
+    isInput: boolean,
+    x: Tensor | undefined,
+    outputs: Readonly<Record<string, Tensor>>,
+    target: Target | undefined,
+    options: AttributionOptions,
+  ): Promise<Attributor> {
     if (!x || x.dtype !== 'float32') throw new Error(`attribution: '${wrtName}' must be float32, got ${x?.dtype ?? 'nothing'}`);
     if (x.rank < 1) throw new Error(`attribution: '${wrtName}' has no batch axis`);
-    const n = x.shape[0];
-    const outputs = scoreSite ? { ...base.outputs, [scoreSite]: base.captures[scoreSite] } : base.outputs;
-    const target = resolveTarget(named !== undefined ? { output: named, seed: (t as { seed: Tensor }).seed } : options.target, outputs, model.outputs[0].name, n);
-    const runModel = isInput ? model : await cutModel(model, site.value);
+    const resolved = resolveTarget(target, outputs, model.outputs[0].name, x.shape[0]);
+    const runModel = isInput ? model : await cutModel(model, site);
     const others: Record<string, Tensor> = {};
     for (const inp of runModel.inputs) {
-      if (inp.name === site.value) continue;
+      if (inp.name === site) continue;
       const given = inputs[inp.name];
       if (!given) throw new Error(`attribution: input '${inp.name}' is needed`);
       others[inp.name] = given;
     }
-    const scores0 = rowScores(outputs[target.output] as Tensor<'float32'>, target.seed);
-    return new Attributor(runModel, wrtName, site.value, x, others, target, scores0, options);
+    const scores0 = rowScores(outputs[resolved.output] as Tensor<'float32'>, resolved.seed);
+    return new Attributor(runModel, wrtName, site, x as Tensor<'float32'>, others, resolved, scores0, options);
   }
 
   /** Rows per runtime call and per generated chunk, from the memory budget (about 16 bytes per value of a row). */

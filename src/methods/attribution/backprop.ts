@@ -56,9 +56,7 @@ export async function modifiedBackprop(model: Model, inputs: Readonly<Record<str
   const started = performance.now();
   const table = backpropRules[rule];
   if (!table) throw new Error(`backprop: unknown rule set '${String(rule)}' (known: ${Object.keys(backpropRules).join(', ')})`);
-  const a = await Attributor.create(model, inputs, options);
-  const g = new Float32Array(a.x.size);
-  await a.gradients(a.n, a.identity, (start, grads) => g.set(grads, start * a.rowSize), { table, name: rule });
+  const { a, grads: g } = await Attributor.withGradient(model, inputs, options, { table, name: rule });
   const relus = a.runModel.graph.nodes.filter((n) => n.opType === 'Relu' && (!n.domain || n.domain === 'ai.onnx')).length;
   return assemble(a, {
     method: rule,

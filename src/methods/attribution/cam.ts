@@ -117,14 +117,12 @@ async function computeCam(model: Model, inputs: Inputs, options: CamOptions): Pr
   const image = imageOf(model, inputs, options.wrt);
   const site = options.site ?? defaultCamSite(model);
   model.site(site); // an unknown name lists the nearest ones
-  const a = await Attributor.create(model, inputs, { ...options, wrt: site });
+  const { a, grads: G } = await Attributor.withGradient(model, inputs, { ...options, wrt: site });
   if (a.x.rank !== 4) {
     throw new Error(`grad-cam: site '${site}' is [${a.x.shape.join(', ')}], not a feature map [N, K, H', W']; 4-D sites nearby: ${nearbyMaps(model, site).join(', ') || 'none'}`);
   }
   const [N, K, h, w] = a.x.shape;
   const A = a.x.data;
-  const G = new Float32Array(a.x.size);
-  await a.gradients(a.n, a.identity, (start, grads) => G.set(grads, start * a.rowSize));
   const hw = h * w;
   const weights = new Float32Array(N * K);
   const cam = new Float32Array(N * hw);

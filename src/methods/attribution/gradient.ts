@@ -17,13 +17,6 @@ import { exampleRandom, gaussian } from './seeding.js';
 
 export type Inputs = Readonly<Record<string, Tensor>>;
 
-/** Attributions [N, ...] from a per-row accumulation of gradients, and the scores of the plain examples. */
-async function gradientOf(a: Attributor): Promise<Float32Array> {
-  const g = new Float32Array(a.x.size);
-  await a.gradients(a.n, a.identity, (start, grads) => g.set(grads, start * a.rowSize));
-  return g;
-}
-
 function result(a: Attributor, method: string, attributions: Float32Array, started: number, checks: Check[], params: Record<string, unknown>, extra?: Attribution['extra']): Attribution {
   return attributionResult(a, { method, attributions, started, checks, params, extra });
 }
@@ -31,8 +24,7 @@ function result(a: Attributor, method: string, attributions: Float32Array, start
 /** ∂f/∂x (with `abs`, its magnitude: Simonyan et al.'s saliency map before the channel max). */
 export async function gradient(model: Model, inputs: Inputs, options: AttributionOptions & { abs?: boolean } = {}): Promise<Attribution> {
   const started = performance.now();
-  const a = await Attributor.create(model, inputs, options);
-  const g = await gradientOf(a);
+  const { a, grads: g } = await Attributor.withGradient(model, inputs, options);
   if (options.abs) for (let i = 0; i < g.length; i++) g[i] = Math.abs(g[i]);
   return result(a, options.abs ? 'saliency' : 'gradient', g, started, [], { abs: options.abs ?? false });
 }
@@ -42,8 +34,7 @@ export const saliency = (model: Model, inputs: Inputs, options: AttributionOptio
 /** x ⊙ ∂f/∂x: complete for a bias-free ReLU network (positively homogeneous), which the check reports. */
 export async function gradientXInput(model: Model, inputs: Inputs, options: AttributionOptions = {}): Promise<Attribution> {
   const started = performance.now();
-  const a = await Attributor.create(model, inputs, options);
-  const g = await gradientOf(a);
+  const { a, grads: g } = await Attributor.withGradient(model, inputs, options);
   for (let i = 0; i < g.length; i++) g[i] *= a.x.data[i];
   const zero = await a.scores(a.n, (s, e) => ({ rows: new Float32Array((e - s) * a.rowSize), owner: Int32Array.from({ length: e - s }, (_, i) => s + i) }));
   const check = { ...completenessCheck(new Tensor('float32', g, a.x.shape), a.scores0, zero), passed: undefined };
