@@ -29,6 +29,12 @@ export interface GradOptions extends CallOptions {
   readonly seed?: Tensor | 'predicted';
   /** Sites whose forward values to return too (from the same run). */
   readonly capture?: readonly string[];
+  /**
+   * ONNX Runtime's graph optimisation for this gradient graph (default: the model's, at most 'basic'). 'all' adds
+   * layout transforms (blocked NCHWc convolutions) that make convolutional gradients faster; results may then differ
+   * from the default's in the last bits.
+   */
+  readonly optimization?: 'all';
   /** A replacement VJP rule table (guided backprop, LRP…) and a name that keys its compiled graphs. */
   readonly rules?: RuleTable;
   readonly rulesName?: string;

@@ -197,7 +197,7 @@ export class Model {
     // `of` at this batch: the probe's layout with its batch axis scaled to the rows at hand.
     const layout = probe.layouts.get(of);
     if (!layout) throw new Error(`grad: the shape of '${options.of ?? of}' could not be resolved`);
-    const variant = `${predicted ? 'predicted' : ''}#${capture.join('\u0000')}`;
+    const variant = `${predicted ? 'predicted' : ''}#${capture.join('\u0000')}#${options.optimization ?? ''}`;
     const key = `grad#${of}#${wrt.join('\u0000')}#${sig}#${rules === defaultRules ? '' : options.rulesName ?? 'custom'}#${variant}`;
     const session = await this.cache.get(key, () => {
       const gg = buildGradGraph(this.graph, { of, wrt, rules, info });
@@ -205,7 +205,7 @@ export class Model {
       let g = predicted ? withPredictedSeed(gg.graph, of, gg.seed, layout.shape.length) : gg.graph;
       if (capture.length) g = addOutputs(g, capture);
       return g.encode();
-    }, this.variantOptions());
+    }, options.optimization ? { optimization: options.optimization } : this.variantOptions());
     const names = this.gradNames.get(key)!;
 
     const ofBatched = rows > 0 && layout.shape.length > 0 && layout.shape[0] === probe.rows;

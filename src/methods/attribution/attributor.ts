@@ -139,6 +139,7 @@ export class Attributor {
         rulesName: rules?.name,
         maxBatchBytes: options.maxBatchBytes,
         signal: options.signal,
+        optimization: 'all',
       });
       const a = await Attributor.assemble(model, inputs, wrtName, site, isInput, isInput ? inputs[site] : r.captures[site], r.outputs, 'predicted', options);
       return { a, grads: r.grads[site].data as Float32Array };
@@ -210,6 +211,7 @@ export class Attributor {
         rulesName: rules?.name,
         maxBatchBytes: this.options.maxBatchBytes,
         signal: this.options.signal,
+        optimization: 'all',
       });
       // The scores of a site target are not among the outputs: leave them NaN rather than run a second pass.
       const of = r.outputs[this.target.output] as Tensor<'float32'> | undefined;
