@@ -3,7 +3,8 @@
  * PyTorch (bench/torch_attribution.py), 2 threads each, on the PyTorch-exported CNN (batch 64, w.r.t. the input) and
  * transformer (batch 8 × 32 tokens, w.r.t. the token embeddings): saliency, integrated gradients (50 Gauss–Legendre
  * steps: 3,200 forward + backward rows on the CNN), occlusion (4×4 windows at stride 4) and Grad-CAM (at relu2).
- * Rounds alternate the engines; figures are medians over rounds.
+ * PyTorch chunks integrated gradients and occlusion at its fastest of a few sizes. Rounds alternate the engines;
+ * figures are medians over rounds.
  *
  *   npm run bench:attribution -- [--rounds 5] [--runs 5]
  */

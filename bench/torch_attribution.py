@@ -8,7 +8,8 @@ MODEL cnn (attributions w.r.t. the input [B, 1, 28, 28]) or gpt (w.r.t. the toke
 METHOD:
   saliency     |d f / d x| for the predicted class: one forward + backward of the batch
   ig           integrated gradients, zero baseline, STEPS Gauss-Legendre points: STEPS x B rows of forward +
-               backward, in chunks of CHUNK rows (Captum's internal_batch_size); the weighted sum times (x - b)
+               backward, in chunks of CHUNK rows (Captum's internal_batch_size; by default the fastest of a few sizes
+               on this machine, so PyTorch runs at its best setting); the weighted sum times (x - b)
   occlusion    4x4 windows at stride 4 replaced by 0 (cnn): 49 occluded copies of every image, forward only, in
                chunks of CHUNK rows; each pixel gets f(x) - f(occluded) of its window
   gradcam      Grad-CAM at relu2 (cnn): one forward + backward with the activation kept, the weighted sum, ReLU and
@@ -58,7 +59,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seq", type=int, default=32)
     p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--chunk", type=int, default=640)
+    p.add_argument("--chunk", default="auto",
+                   help="rows per call of ig/occlusion, or 'auto' (default): time 64, 128, 256 and 640 once and use the fastest")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
@@ -147,6 +149,16 @@ def main() -> None:
         return F.interpolate(cam, size=(28, 28), mode="bilinear", align_corners=False)
 
     fn = {"saliency": saliency, "ig": ig, "occlusion": occlusion, "gradcam": gradcam}[args.method]
+    if args.chunk == "auto" and args.method in ("ig", "occlusion"):
+        trials = {}
+        for c in (64, 128, 256, 640):
+            args.chunk = c
+            t0 = time.perf_counter()
+            fn()
+            trials[c] = time.perf_counter() - t0
+        args.chunk = min(trials, key=trials.get)
+    else:
+        args.chunk = 640 if args.chunk == "auto" else int(args.chunk)
     for _ in range(args.warmup):
         fn()
     times = []
