@@ -11,6 +11,8 @@
  * const curve = await perturbationCurve(a, { start: x, other: blurred, groups, order, counts: [0, 1, 2, 49] });
  */
 import type { Attributor } from '../methods/attribution/attributor.js';
+import { featureGroups as maskGroups } from '../methods/attribution/perturbation/features.js';
+import { patchMask } from '../methods/attribution/perturbation/masks.js';
 import type { Tensor } from '../runtime/tensor.js';
 
 /** A partition of one example's values into G features: members of feature g are index[start[g]..start[g+1]). */
@@ -29,43 +31,22 @@ export interface GroupSpec {
   readonly featureMask?: Tensor;
 }
 
-/** The features of one example of shape `rowShape`, from a mask or a patch grid. */
+/** The features of one example of shape `rowShape`, from a mask or a patch grid (the perturbation methods' own). */
 export function featureGroups(rowShape: readonly number[], spec: GroupSpec, metric = 'evaluate'): Groups {
-  const R = rowShape.reduce((a, b) => a * b, 1);
-  const ids = new Int32Array(R);
-  if (spec.featureMask !== undefined) {
-    const m = spec.featureMask;
-    const shape = m.shape[0] === 1 && m.rank === rowShape.length + 1 ? m.shape.slice(1) : m.shape;
-    if (shape.join() !== rowShape.join()) throw new Error(`${metric}: featureMask [${m.shape.join(', ')}] must have one example's shape [${rowShape.join(', ')}]`);
-    if (!['int32', 'int64', 'uint8', 'int8', 'int16', 'uint16', 'uint32'].includes(m.dtype)) throw new Error(`${metric}: featureMask must hold integers, got ${m.dtype}`);
-    const dense = new Map<number, number>();
-    const raw = Array.from({ length: R }, (_, j) => m.at(j));
-    for (const v of [...new Set(raw)].sort((a, b) => a - b)) dense.set(v, dense.size);
-    raw.forEach((v, j) => (ids[j] = dense.get(v)!));
-    return fromIds(ids, dense.size);
-  }
-  const patch = spec.patch ?? rowShape.map(() => 1);
+  const mask = spec.featureMask ?? patchMask(rowShape, perAxis(rowShape, spec.patch ?? rowShape.map(() => 1), metric));
+  const [g] = maskGroups(mask, rowShape, 1, metric);
+  return fromIds(g.index, g.count);
+}
+
+/** A patch over the trailing axes as one size per axis: the leading axes (channels) whole, sizes capped at the axis. */
+function perAxis(rowShape: readonly number[], patch: readonly number[], metric: string): number[] {
   const k = patch.length;
   if (k < 1 || k > rowShape.length) throw new Error(`${metric}: patch [${patch.join(', ')}] must cover 1 to ${rowShape.length} trailing axes of an example [${rowShape.join(', ')}]`);
   patch.forEach((p, i) => {
     if (!Number.isInteger(p) || p < 1) throw new Error(`${metric}: patch size ${i} must be a positive integer, got ${p}`);
   });
-  const axes = rowShape.slice(-k);
-  const cells = axes.map((d, i) => Math.ceil(d / patch[i]));
-  const inner = axes.reduce((a, b) => a * b, 1);
-  for (let j = 0; j < R; j++) {
-    let rest = j % inner;
-    let id = 0;
-    let stride = inner;
-    for (let i = 0; i < k; i++) {
-      stride /= axes[i];
-      const coord = Math.floor(rest / stride);
-      rest -= coord * stride;
-      id = id * cells[i] + Math.floor(coord / patch[i]);
-    }
-    ids[j] = id;
-  }
-  return fromIds(ids, cells.reduce((a, b) => a * b, 1));
+  const lead = rowShape.length - k;
+  return rowShape.map((d, i) => (i < lead ? d : Math.min(d, patch[i - lead])));
 }
 
 function fromIds(ids: Int32Array, count: number): Groups {

@@ -274,6 +274,6 @@ test('METRICS: every entry runs through the uniform call; bad input names the cu
   await assert.rejects(pixelFlipping(model, { x }, gxi, { regions: 9 }), /regions \(9\) exceeds the 4 regions/);
   await assert.rejects(METRICS.deletion.evaluate(model, { x }, 'no-such-method' as never, {}), /no attribution method 'no-such-method'/);
   await assert.rejects(infidelity(model, { x }, { ...gxi, targets: null }), /custom seed, which it does not carry; pass the same \{ target \}/);
-  await assert.rejects(pixelFlipping(model, { x }, gxi, { featureMask: Tensor.int64([0, 1, 2], [3]) }), /featureMask \[3\] must have one example's shape \[4\]/);
+  await assert.rejects(pixelFlipping(model, { x }, gxi, { featureMask: Tensor.int64([0, 1, 2], [3]) }), /featureMask \[3\] fits neither one example \[4\]/);
   await model.dispose();
 });
