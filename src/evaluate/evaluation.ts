@@ -12,13 +12,13 @@ import type { AttributionOptions } from '../methods/attribution/attributor.js';
 import type { Attribution, Check } from '../methods/attribution/explanation.js';
 import type { ExplainOptions } from '../methods/attribution/method.js';
 import type { Target } from '../methods/attribution/target.js';
-import { ATTRIBUTION_METHODS } from '../methods/registry.js';
+import { attributionMethod, type AttributionMethodName } from '../methods/registry.js';
 import type { Tensor } from '../runtime/tensor.js';
 
 export type Inputs = Readonly<Record<string, Tensor>>;
 
 /** An attribution method: a registry name, or any function with the methods' signature. */
-export type MethodRef = keyof typeof ATTRIBUTION_METHODS | ((model: Model, inputs: Inputs, options: ExplainOptions) => Promise<Attribution>);
+export type MethodRef = AttributionMethodName | ((model: Model, inputs: Inputs, options: ExplainOptions) => Promise<Attribution>);
 
 export interface Evaluation {
   /** The metric's registry name ('deletion', 'morf', …). */
@@ -47,9 +47,7 @@ export type MetricBaseOptions = Pick<AttributionOptions, 'target' | 'wrt' | 'max
 /** Runs `method` (a registry name or a function) with the given options. */
 export function explainWith(method: MethodRef, model: Model, inputs: Inputs, options: ExplainOptions): Promise<Attribution> {
   if (typeof method === 'function') return method(model, inputs, options);
-  const entry = (ATTRIBUTION_METHODS as Record<string, { explain: (m: Model, x: Inputs, o: ExplainOptions) => Promise<Attribution> }>)[method];
-  if (!entry) throw new Error(`evaluate: no attribution method '${String(method)}' (methods: ${Object.keys(ATTRIBUTION_METHODS).join(', ')})`);
-  return entry.explain(model, inputs, options);
+  return attributionMethod(method).explain(model, inputs, options);
 }
 
 /**

@@ -4,22 +4,24 @@
  * all read it.
  */
 import { expectedGradients, gradient, gradientShap, gradientXInput, integratedGradients, saliency } from './attribution/gradient.js';
-import type { MethodEntry } from './attribution/method.js';
+import type { ExplainOptions, MethodEntry } from './attribution/method.js';
 import { hiddenAttributionMethods } from './attribution/hidden-index.js';
 import { perturbationMethods } from './attribution/perturbation/index.js';
 import { propagationMethods } from './attribution/propagation/index.js';
 import { smooth } from './attribution/smooth.js';
 import { passiveAttribution } from './taxonomy.js';
 import { unknownNameError } from '../util/nearest.js';
+import { Tensor } from '../runtime/tensor.js';
 
 const local = passiveAttribution('local');
 
-/** References of expected gradients when the caller gives none: the batch itself (a small background sample). */
-const backgroundOf = (inputs: Readonly<Record<string, import('../runtime/tensor.js').Tensor>>, wrt: string | undefined) => {
-  const t = wrt ? inputs[wrt] : Object.values(inputs).find((v) => v.dtype === 'float32');
-  if (!t) throw new Error('expected gradients: name the reference examples (baselines), or attribute to a float input');
+/** The reference examples of expected gradients: a tensor baseline, else the batch itself (a small background sample). */
+function referencesOf(inputs: Readonly<Record<string, Tensor>>, o: ExplainOptions): Tensor {
+  if (o.baseline instanceof Tensor) return o.baseline;
+  const t = o.wrt ? inputs[o.wrt] : Object.values(inputs).find((v) => v.dtype === 'float32');
+  if (!t) throw new Error('expected gradients: give the reference examples as a tensor baseline, or attribute to a float input');
   return t;
-};
+}
 
 export const ATTRIBUTION_METHODS = {
   gradient: {
@@ -52,11 +54,11 @@ export const ATTRIBUTION_METHODS = {
   },
   'expected-gradients': {
     info: { title: 'Expected gradients', reference: 'Erion et al. 2021, Improving performance of deep learning models with axiomatic attribution priors and expected gradients', taxonomy: local, stochastic: true },
-    explain: (m, x, o) => expectedGradients(m, x, { ...o, baselines: o.baseline instanceof Object && 'shape' in o.baseline ? o.baseline : backgroundOf(x, o.wrt) }),
+    explain: (m, x, o) => expectedGradients(m, x, { ...o, baselines: referencesOf(x, o) }),
   },
   'gradient-shap': {
     info: { title: 'GradientSHAP', reference: 'Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions', taxonomy: local, stochastic: true },
-    explain: (m, x, o) => gradientShap(m, x, { ...o, baselines: o.baseline instanceof Object && 'shape' in o.baseline ? o.baseline : backgroundOf(x, o.wrt) }),
+    explain: (m, x, o) => gradientShap(m, x, { ...o, baselines: referencesOf(x, o) }),
   },
   ...perturbationMethods,
   ...propagationMethods,
@@ -67,6 +69,6 @@ export type AttributionMethodName = keyof typeof ATTRIBUTION_METHODS;
 
 /** The entry of a method by name; an unknown name lists the nearest ones. */
 export function attributionMethod(name: string): MethodEntry & { readonly name: string } {
-  if (!Object.hasOwn(ATTRIBUTION_METHODS, name)) throw unknownNameError('method', name, Object.keys(ATTRIBUTION_METHODS));
+  if (!Object.hasOwn(ATTRIBUTION_METHODS, name)) throw unknownNameError('attribution method', name, Object.keys(ATTRIBUTION_METHODS));
   return { name, ...(ATTRIBUTION_METHODS as Record<string, MethodEntry>)[name] };
 }

@@ -86,7 +86,7 @@ test('methods lists every registered method with its taxonomy, as a table and as
 
 test('explain refuses unknown methods, bad targets and a missing --out with a clear message', () => {
   const cases: [string[], number, RegExp][] = [
-    [['explain', CNN, '--input', CNN_INPUT, '--method', 'integrated-gradient', '--out', dir], 1, /unknown method 'integrated-gradient'; nearest: integrated-gradients/],
+    [['explain', CNN, '--input', CNN_INPUT, '--method', 'integrated-gradient', '--out', dir], 1, /unknown attribution method 'integrated-gradient'; nearest: integrated-gradients/],
     [['explain', CNN, '--input', CNN_INPUT, '--target', 'cat', '--out', dir], 2, /bad --target 'cat'/],
     [['explain', CNN, '--input', CNN_INPUT, '--target', '12', '--out', dir], 1, /class 12 of example 0 is outside \[0, 10\)/],
     [['explain', CNN, '--input', CNN_INPUT], 2, /explain needs --out DIR/],

@@ -272,7 +272,7 @@ test('METRICS: every entry runs through the uniform call; bad input names the cu
   await assert.rejects(deletion(model, { x }, { ...gxi, attributions: Tensor.float32([1, 2, 3], [1, 3]) }), /attributions are float32 \[1, 3\], the examples at 'x' are float32 \[2, 4\]/);
   await assert.rejects(deletion(model, { x }, gxi, { step: 0 }), /deletion: step must be a positive integer, got 0/);
   await assert.rejects(pixelFlipping(model, { x }, gxi, { regions: 9 }), /regions \(9\) exceeds the 4 regions/);
-  await assert.rejects(METRICS.deletion.evaluate(model, { x }, 'no-such-method' as never, {}), /no attribution method 'no-such-method'/);
+  await assert.rejects(METRICS.deletion.evaluate(model, { x }, 'no-such-method' as never, {}), /unknown attribution method 'no-such-method'/);
   await assert.rejects(infidelity(model, { x }, { ...gxi, targets: null }), /custom seed, which it does not carry; pass the same \{ target \}/);
   await assert.rejects(pixelFlipping(model, { x }, gxi, { featureMask: Tensor.int64([0, 1, 2], [3]) }), /featureMask \[3\] fits neither one example \[4\]/);
   await model.dispose();

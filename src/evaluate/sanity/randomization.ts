@@ -22,7 +22,7 @@
  * r.rows.map((row) => [row.label, row.spearmanAbs]); // [['original', 1], ['fc2', 0.4], ['fc2+fc1', 0.05]]
  * r.checks[0].passed;
  */
-import { ATTRIBUTION_METHODS } from '../../methods/registry.js';
+import { attributionMethod, type AttributionMethodName } from '../../methods/registry.js';
 import type { Check } from '../../methods/attribution/explanation.js';
 import type { ExplainOptions, MethodEntry } from '../../methods/attribution/method.js';
 import type { Model } from '../../model/model.js';
@@ -34,7 +34,7 @@ import { permutedLabels, trainFresh, type RetrainOptions } from './retrain.js';
 import { mapSimilarity, mean } from './similarity.js';
 
 export type Inputs = Readonly<Record<string, Tensor>>;
-export type MethodName = keyof typeof ATTRIBUTION_METHODS;
+export type MethodName = AttributionMethodName;
 
 export interface SanityOptions extends ExplainOptions {
   /** The attribution method, by registry name or as an entry. */
@@ -80,9 +80,7 @@ export interface RandomizationResult {
 
 export function resolveMethod(method: MethodName | MethodEntry): { name: string; entry: MethodEntry } {
   if (typeof method !== 'string') return { name: method.info.title, entry: method };
-  const entry = (ATTRIBUTION_METHODS as Record<string, MethodEntry>)[method];
-  if (!entry) throw new Error(`sanity check: unknown attribution method '${method}' (known: ${Object.keys(ATTRIBUTION_METHODS).join(', ')})`);
-  return { name: method, entry };
+  return { name: method, entry: attributionMethod(method) };
 }
 
 /** |a| / max |a| per example: maps of different overall scale made comparable for SSIM. */

@@ -10,7 +10,7 @@
  */
 import type { Model } from '../../model/model.js';
 import { Tensor } from '../../runtime/tensor.js';
-import { Attributor, type AttributionOptions } from './attributor.js';
+import { Attributor, gatherRows, type AttributionOptions } from './attributor.js';
 import type { Attribution } from './explanation.js';
 import type { Inputs } from './gradient.js';
 import { exampleRandom, gaussian } from './seeding.js';
@@ -54,13 +54,10 @@ export function smooth<O extends AttributionOptions>(method: AttributionMethod<O
         for (let j = 0; j < R; j++) rows[(i * S + s) * R + j] = ex[j] + sigma * gaussian(rand);
       }
     }
-    const seedRow = a.target.seed.size / a.n;
-    const seed = new Float32Array(a.n * S * seedRow);
-    for (let r = 0; r < owner.length; r++) seed.set(a.target.seed.data.subarray(owner[r] * seedRow, (owner[r] + 1) * seedRow), r * seedRow);
     const inner = await method(a.runModel, a.feeds(rows, owner), {
       ...(options ?? {}),
       wrt: a.wrt,
-      target: { output: a.target.output, seed: new Tensor('float32', seed, [a.n * S, ...a.target.seed.shape.slice(1)]) },
+      target: { output: a.target.output, seed: gatherRows(a.target.seed, owner) },
     } as O);
     const per = inner.attributions.data;
     const out = new Float32Array(a.n * R);

@@ -13,7 +13,7 @@
 import type { Dataset } from '../../../data/datasets/dataset.js';
 import type { Model } from '../../../model/model.js';
 import { Tensor } from '../../../runtime/tensor.js';
-import { ATTRIBUTION_METHODS } from '../../registry.js';
+import { attributionMethod, type AttributionMethodName } from '../../registry.js';
 import type { ExplainOptions, MethodEntry } from '../method.js';
 
 export interface GlobalAttribution {
@@ -85,7 +85,7 @@ export class AttributionAggregate {
 
 export interface AggregateOptions extends ExplainOptions {
   /** The local method, by registry name or as an entry. */
-  readonly method: keyof typeof ATTRIBUTION_METHODS | MethodEntry;
+  readonly method: AttributionMethodName | MethodEntry;
   /** Examples per attribution call (default 64). */
   readonly batchSize?: number;
   /** Aggregate |attributions| (default true). */
@@ -97,8 +97,7 @@ export interface AggregateOptions extends ExplainOptions {
 /** Mean |attribution| of a registry method over a dataset, overall and per class, one batch at a time. */
 export async function aggregateAttributions(model: Model, data: Dataset<'float32'>, options: AggregateOptions): Promise<GlobalAttribution & { readonly method: string }> {
   const { method, batchSize = 64, abs = true, explain = 'label', onProgress, ...rest } = options;
-  const entry = typeof method === 'string' ? (ATTRIBUTION_METHODS as Record<string, MethodEntry>)[method] : method;
-  if (!entry) throw new Error(`aggregate: unknown attribution method '${String(method)}' (known: ${Object.keys(ATTRIBUTION_METHODS).join(', ')})`);
+  const entry = typeof method === 'string' ? attributionMethod(method) : method;
   if (explain !== 'label' && explain !== 'predicted') throw new Error(`aggregate: explain must be 'label' or 'predicted', got '${explain as string}'`);
   if (explain === 'label' && data.targetShape.length !== 0) throw new Error(`aggregate: dataset ${data.name} has no class label per example; use explain: 'predicted'`);
   if (data.size === 0) throw new Error(`aggregate: dataset ${data.name} is empty`);
