@@ -49,3 +49,19 @@ export function lrpToy(): ModelProto {
   net.op('fc2', 'MatMul', [r, net.param('fc2.weight', Tensor.float32([3, 3, 3], [3, 1]))], [], ['y']);
   return finish(net, 3, 'lrp-toy');
 }
+
+/** f = Σ x_i² over x [N, k]: the gradient is 2x. */
+export function squareToy(k: number): ModelProto {
+  const net = new Net(0);
+  const sq = net.op('sq', 'Mul', ['x', 'x']);
+  net.op('out', 'MatMul', [sq, net.constant('out', col(new Array<number>(k).fill(1)))], [], ['y']);
+  return finish(net, k, 'square-toy');
+}
+
+/** f = w·x + 0.5 over x [N, k]. */
+export function linearToy(w: number[]): ModelProto {
+  const net = new Net(0);
+  const h = net.op('fc', 'MatMul', ['x', net.constant('fc', col(w))]);
+  net.op('out', 'Add', [h, net.constant('out', scalar(0.5))], [], ['y']);
+  return finish(net, w.length, 'linear-toy');
+}
