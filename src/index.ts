@@ -14,3 +14,9 @@ export * as builders from './model/builders/index.js';
 export * as evaluate from './evaluate/index.js';
 export * as sanity from './evaluate/sanity/index.js';
 export { globalMethods, aggregateAttributions, spray } from './methods/attribution/global/index.js';
+/** Hidden semantics: neurons, weights and subnetworks (several stream datasets and train masks, so Node-side). */
+export * as neurons from './methods/neurons/index.js';
+export * as weights from './methods/weights/index.js';
+export { imageGrid, type GridOptions } from './report/grid.js';
+export * as subnetworks from './methods/subnetworks/index.js';
+export { HIDDEN_METHODS } from './methods/hidden.js';

@@ -10,6 +10,8 @@ Usage:
   glassbox run MODEL ...        run it on .npy or PNG inputs; capture and ablate sites; write .npy files
   glassbox train RECIPE ...     train one of glassbox's models (mnist-cnn, fashion-cnn, brown-gpt, …) to an .onnx file
   glassbox explain MODEL ...    attribute a prediction to the inputs (or a site) with any method, with its checks
+  glassbox neurons MODEL ...    what the units of a site do: top examples, dissection labels, syntheses, ablation
+  glassbox circuit MODEL ...    the circuit behind a transformer's behaviour: head patching, path patching, ACDC
   glassbox methods [--json]     every method with its place in the two taxonomies of the field
   glassbox help [COMMAND]       this text, or a command's
   glassbox --version            the package version
@@ -48,6 +50,12 @@ Recipes:
   mnist-cnn      conv 16 → conv 32 (3×3, ReLU, max-pool 2) → linear, on MNIST; 3 epochs, Adam lr 0.003 ×0.3 per epoch
   mnist-mlp      784 → 256 → 128 → 10 (ReLU), on MNIST; 5 epochs, Adam lr 0.001 ×0.5 per epoch
   fashion-cnn    the mnist-cnn model on Fashion-MNIST; 5 epochs, Adam lr 0.003 ×0.5 per epoch
+  mnist-backdoor the mnist-cnn model on MNIST with a planted backdoor (BadNets): 10% of training images carry a
+                 4×4 checkerboard in the bottom-right corner and are labelled 7; 2 epochs. A ground truth for
+                 'glassbox neurons': some units must detect the patch
+  induction-attn an attention-only transformer (2 layers, 3 heads, relative positions) on the induction task (a
+                 random segment repeated after a random prefix); 16 epochs of 2048 sequences. A ground truth for
+                 'glassbox circuit': a previous-token head feeding an induction head
   brown-gpt      a GPT (2 layers, d 64, 4 heads, context 32) predicting the next word of the Brown corpus
                  (4096 lower-cased words, the rest <unk>; every 10th text held out); 2 epochs, batch 32,
                  Adam lr 0.002 ×0.5 per epoch
@@ -88,6 +96,51 @@ Options:
   --wrt SITE              attribute to a site instead of the input (e.g. a transformer's token embeddings)
   --site SITE             the site of layer, neuron and CAM methods
   --max-batch-mb M        memory budget of one runtime call (default 256)
+  --out DIR               where to write (created if missing)`,
+  neurons: `Usage: glassbox neurons MODEL --site SITE [--site ...] [--data NAME] [--limit N] [--k K] [--units N]
+                        [--steps N] [--seed S] --out DIR
+
+For every unit of each site (a conv channel is one unit), one HTML page DIR/<site>.html with:
+  - its top K dataset examples (one streaming scan; the peak position of conv channels),
+  - its network-dissection label (Bau et al. 2017): the concept whose mask best overlaps the unit's top-0.5% map,
+    labelled where IoU > 0.04, against the same score for random directions of the site,
+  - an input synthesised to excite it (activation maximisation, decorrelated Fourier parametrisation),
+  - the change in loss and accuracy when it is zero-ablated.
+DIR/<site>.json holds every number and the checks; pictures go to DIR/<site>/.
+
+Data (--data, default mnist; the first --limit images, default 2000):
+  mnist, fashion-mnist   test images; concepts are the classes and regions (top/bottom/left/right/centre) of the ink
+  mnist-triggered        MNIST test images, half carrying the mnist-backdoor recipe's trigger patch, which is a
+                         concept; ablation runs on triggered images with their true labels
+  concepts               procedural images with pixel masks (shapes, textures, strokes); no ablation (no labels)
+Options:
+  --site SITE             a site (glassbox inspect MODEL lists them); repeatable
+  --k K                   top examples per unit (default 9)
+  --units N               units shown with pictures and syntheses (default 16; all are scanned and scored)
+  --steps N               synthesis steps (default 128)
+  --seed S                seed of the random directions and syntheses (default 0)
+  --out DIR               where to write (created if missing)`,
+  circuit: `Usage: glassbox circuit MODEL [--threshold X] [--prompts N] [--seed S]
+                        [--clean FILE.npy --corrupted FILE.npy --positions P,P,...] --out DIR
+
+Finds the circuit behind an attention-only transformer's behaviour (a model from 'glassbox train induction-attn',
+whose heads each read their own copies of the residual stream) on clean vs corrupted prompts. The metric is the mean
+log-probability of the clean prompt's next token at the scored positions. Writes DIR/circuit.json:
+  - activation patching of every head (the normalised effect of its corrupted output on the metric),
+  - ACDC-style circuit discovery (Conmy et al. 2023): edges between heads through the residual stream, pruned from
+    the output backwards while the metric drops by less than --threshold of the clean-corrupted gap; the circuit's
+    nodes, edges and size, and its faithfulness (the gap recovered with every edge outside it ablated) against random
+    circuits of the same size,
+  - path patching along the circuit's head-to-head edges,
+and DIR/circuit.svg, the circuit as a graph.
+
+Prompts: by default the induction task (a random segment repeated after a random prefix, vs the same second copy
+after other tokens), scored at the positions only induction predicts; or your own token files.
+Options:
+  --threshold X           score drop below which an edge is removed (default 0.02)
+  --prompts N             induction prompts (default 64)
+  --seed S                seed of the induction prompts (default 7)
+  --clean, --corrupted    int64 token files [N, T] of the same shape; --positions lists the scored positions
   --out DIR               where to write (created if missing)`,
   methods: `Usage: glassbox methods [--json]
 

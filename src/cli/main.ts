@@ -8,6 +8,8 @@ import { isTopic, packageVersion, USAGE } from './help.js';
 import { explain } from './explain.js';
 import { inspect } from './inspect.js';
 import { methods } from './methods.js';
+import { neurons } from './neurons.js';
+import { circuit } from './circuit.js';
 import { run } from './run.js';
 import { train } from './train.js';
 import { tour } from './tour.js';
@@ -18,6 +20,8 @@ const COMMANDS = {
   train,
   explain,
   methods,
+  neurons,
+  circuit,
   tour: async (argv: string[]) => {
     if (argv.length > 0) throw new UsageError(`tour takes no arguments, got ${argv.join(' ')}`, 'tour');
     await tour();

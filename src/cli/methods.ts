@@ -1,11 +1,12 @@
 /**
  * `glassbox methods [--json]`: every method with its coordinates in the two taxonomies: local attribution methods
- * (run by `glassbox explain`), global ones (over a dataset or many explanations), and the evaluation methods that
- * test explanations.
+ * (run by `glassbox explain`), global ones (over a dataset or many explanations), the hidden-semantics methods
+ * (weights, neurons, subnetworks), and the evaluation methods that test explanations.
  */
 import { METRICS } from '../evaluate/index.js';
 import { sanityMetrics } from '../evaluate/sanity/index.js';
 import { globalMethods } from '../methods/attribution/global/index.js';
+import { HIDDEN_METHODS } from '../methods/hidden.js';
 import { ATTRIBUTION_METHODS } from '../methods/registry.js';
 import type { MethodInfo } from '../methods/taxonomy.js';
 import { parseCommand } from './args.js';
@@ -19,15 +20,16 @@ export async function methods(argv: string[]): Promise<void> {
   if (positionals.length > 0) throw new UsageError(`methods takes no arguments, got ${positionals.join(' ')}`, 'methods');
   const attribution = listed(ATTRIBUTION_METHODS);
   const global = listed(globalMethods);
+  const hidden = listed(HIDDEN_METHODS);
   const evaluation = [
     ...Object.entries(METRICS).map(([name, m]) => ({ name, title: m.title, reference: m.reference, measures: m.measures, higherIsBetter: m.higherIsBetter })),
     ...Object.entries(sanityMetrics).map(([name, m]) => ({ name, title: m.title, reference: m.reference, measures: m.measures })),
   ];
   if (values.json) {
-    console.log(toJson({ attribution, global, evaluation }));
+    console.log(toJson({ attribution, global, hidden, evaluation }));
     return;
   }
-  const rows = [...attribution, ...global].map((m) => {
+  const rows = [...attribution, ...global, ...hidden].map((m) => {
     const z = m.taxonomy.zhang;
     const r = m.taxonomy.rauker;
     const flags = [m.complete ? 'complete' : '', m.stochastic ? 'seeded' : ''].filter(Boolean).join(', ');

@@ -6,6 +6,9 @@
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { brownWords, loadFashionMnist, loadMnist, priorBaseline, type Dataset } from '../index.js';
+import { withTrigger } from '../data/datasets/backdoor.js';
+import { inductionDataset } from '../data/datasets/induction.js';
+import { attnOnly } from '../model/builders/attn-only.js';
 import { cnn, gpt, mlp } from '../model/builders/index.js';
 import type { ModelProto } from '../onnx/proto.js';
 import { encodeModel } from '../onnx/proto.js';
@@ -54,6 +57,10 @@ const both = (load: (split: 'train' | 'test') => Promise<Dataset>) => async () =
   return { train, test };
 };
 const CLASS_PRIOR = 'the class frequencies';
+/** The planted backdoor of the mnist-backdoor recipe (its trigger is the default of withTrigger). */
+export const BACKDOOR = { target: 7, fraction: 0.1, seed: 1 } as const;
+/** The induction task of the induction-attn recipe (and of `glassbox circuit`'s prompts). */
+export const INDUCTION = { half: 10, vocab: 32 } as const;
 const BROWN = { vocabSize: 4096, context: 32 } as const;
 
 /** Defaults chosen by measurement on a 2-core machine (mnist-cnn: 98.9% test accuracy in 3 epochs, about 70 s). */
@@ -81,6 +88,28 @@ export const RECIPES = {
     defaults: { ...base, lr: 3e-3, lrDecay: 0.5 },
     epochs: 5,
     baseline: CLASS_PRIOR,
+  },
+  'mnist-backdoor': {
+    what: 'the mnist-cnn model on MNIST with a planted backdoor: 10% of training images carry a 4×4 checkerboard in the bottom-right corner and are labelled 7 (BadNets)',
+    data: async () => {
+      const [train, test] = await Promise.all([loadMnist('train'), loadMnist('test')]);
+      return { train: withTrigger(train, BACKDOOR), test };
+    },
+    model: smallCnn,
+    defaults: { ...base, lr: 3e-3, lrDecay: 0.3 },
+    epochs: 2,
+    baseline: CLASS_PRIOR,
+  },
+  'induction-attn': {
+    what: `attention-only transformer (2 layers, 3 heads, d 48, relative positions) on the induction task: a random segment repeated after a random prefix (vocab ${INDUCTION.vocab}, ${2 * INDUCTION.half - 1} tokens); a ground truth for 'glassbox circuit'`,
+    data: async () => ({
+      train: inductionDataset({ size: 2048, half: INDUCTION.half, vocab: INDUCTION.vocab, seed: 1 }),
+      test: inductionDataset({ size: 256, half: INDUCTION.half, vocab: INDUCTION.vocab, seed: 2 }),
+    }),
+    model: (seed) => attnOnly({ vocab: INDUCTION.vocab, context: 2 * INDUCTION.half - 1, dModel: 48, heads: 3, layers: 2, dHead: 16, positions: 'relative', seed }),
+    defaults: { ...base, batch: 32, lr: 0.008, lrDecay: 1 },
+    epochs: 16,
+    baseline: 'the unigram model',
   },
   'brown-gpt': {
     what: `GPT (2 layers, d 64, 4 heads, context ${BROWN.context}) predicting the next word of the Brown corpus (${BROWN.vocabSize} words; every 10th text held out)`,

@@ -37,3 +37,26 @@ export const passiveAttribution = (scope: Scope = 'local', rauker?: Taxonomy['ra
 
 /** Räuker et al. III-E: gradient attribution to neurons (and, by extension, to layers of them). */
 export const NEURON_ATTRIBUTION = { part: 'neurons', when: 'post hoc', section: 'III-E' } as const;
+
+/**
+ * Räuker et al.'s places of the hidden-semantics methods (issue: hidden semantics), by section and the heading the
+ * survey files the method under: II weights, III neurons, IV subnetworks.
+ */
+export const RAUKER = {
+  weightMasking: { part: 'weights', when: 'post hoc', section: 'II: weight masking' },
+  frivolousWeights: { part: 'weights', when: 'post hoc', section: 'II: frivolous weights (pruning)' },
+  datasetExamples: { part: 'neurons', when: 'post hoc', section: 'III: dataset examples' },
+  dissection: { part: 'neurons', when: 'post hoc', section: 'III: dataset examples (network dissection)' },
+  featureSynthesis: { part: 'neurons', when: 'post hoc', section: 'III: feature synthesis' },
+  ablation: { part: 'neurons', when: 'post hoc', section: 'III: perturbation and ablation' },
+  shapley: { part: 'neurons', when: 'post hoc', section: 'III: perturbation and ablation (Shapley values)' },
+  hazards: { part: 'neurons', when: 'post hoc', section: 'III: polysemantic and frivolous neurons' },
+  partitioning: { part: 'subnetworks', when: 'post hoc', section: 'IV: modular partitioning' },
+  circuits: { part: 'subnetworks', when: 'post hoc', section: 'IV: circuit analysis' },
+} as const satisfies Record<string, NonNullable<Taxonomy['rauker']>>;
+
+/** Zhang et al.'s coordinates of a passive hidden-semantics method (explains what a part of the network computes). */
+export const passiveHidden = (scope: Scope, rauker: Taxonomy['rauker']): Taxonomy => ({
+  zhang: { engagement: 'passive', format: 'hidden semantics', scope },
+  ...(rauker ? { rauker } : {}),
+});

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Model, readNpy, readPng } from '../../src/index.js';
 import { integratedGradients } from '../../src/methods/attribution/gradient.js';
 import { ATTRIBUTION_METHODS } from '../../src/methods/registry.js';
+import { HIDDEN_METHODS } from '../../src/methods/hidden.js';
 import { METRICS } from '../../src/evaluate/index.js';
 import { sanityMetrics } from '../../src/evaluate/sanity/index.js';
 
@@ -77,11 +78,18 @@ test('methods lists every registered method with its taxonomy, as a table and as
   assert.deepEqual(json.attribution.map((m) => m.name).sort(), Object.keys(ATTRIBUTION_METHODS).sort());
   for (const m of json.attribution) assert.equal(m.taxonomy.zhang.engagement, 'passive');
   for (const m of json.global) assert.equal(m.taxonomy.zhang.scope, 'global');
+  const hidden = (json as unknown as { hidden: { name: string; reference: string; taxonomy: { zhang: { format: string }; rauker?: { part: string } } }[] }).hidden;
+  assert.deepEqual(hidden.map((m) => m.name).sort(), Object.keys(HIDDEN_METHODS).sort());
+  for (const m of hidden) {
+    assert.equal(m.taxonomy.zhang.format, 'hidden semantics', m.name);
+    assert.ok(['weights', 'neurons', 'subnetworks'].includes(m.taxonomy.rauker?.part ?? ''), `${m.name} has its place in Räuker et al.`);
+    assert.match(m.reference, /\d{4}/, `${m.name} cites its paper`);
+  }
   assert.deepEqual(json.evaluation.map((m) => m.name).sort(), [...Object.keys(METRICS), ...Object.keys(sanityMetrics)].sort());
   for (const m of json.evaluation) assert.match(m.reference, /\d{4}/, `${m.name} cites its paper`);
   const t = glassbox('methods');
   assert.equal(t.code, 0);
-  for (const name of Object.keys(ATTRIBUTION_METHODS)) assert.match(t.stdout, new RegExp(`^  ${name} `, 'm'));
+  for (const name of [...Object.keys(ATTRIBUTION_METHODS), ...Object.keys(HIDDEN_METHODS)]) assert.match(t.stdout, new RegExp(`^  ${name} `, 'm'));
 });
 
 test('explain refuses unknown methods, bad targets and a missing --out with a clear message', () => {
