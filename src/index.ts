@@ -20,3 +20,5 @@ export * as weights from './methods/weights/index.js';
 export { imageGrid, type GridOptions } from './report/grid.js';
 export * as subnetworks from './methods/subnetworks/index.js';
 export { HIDDEN_METHODS } from './methods/hidden.js';
+export * as examples from './methods/examples/index.js';
+export * as representations from './methods/representations/index.js';

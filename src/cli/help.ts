@@ -12,6 +12,12 @@ Usage:
   glassbox explain MODEL ...    attribute a prediction to the inputs (or a site) with any method, with its checks
   glassbox neurons MODEL ...    what the units of a site do: top examples, dissection labels, syntheses, ablation
   glassbox circuit MODEL ...    the circuit behind a transformer's behaviour: head patching, path patching, ACDC
+  glassbox influence MODEL ...  the training examples a prediction rests on: influence, TracIn, representer points
+  glassbox attention MODEL ...  one sequence through a transformer: heads, rollout, flow, logit lens, attributions
+  glassbox sae train|inspect ... sparse autoencoders on a site's activations, and their features
+  glassbox similarity A B ...   layer × layer representation similarity (CKA, CCA, RSA…) of two models
+  glassbox probe MODEL ...      linear and MLP probes of sites, with control tasks and selectivity
+  glassbox tcav MODEL ...       concept activation vectors and TCAV scores with their significance tests
   glassbox methods [--json]     every method with its place in the two taxonomies of the field
   glassbox help [COMMAND]       this text, or a command's
   glassbox --version            the package version
@@ -142,6 +148,87 @@ Options:
   --seed S                seed of the induction prompts (default 7)
   --clean, --corrupted    int64 token files [N, T] of the same shape; --positions lists the scored positions
   --out DIR               where to write (created if missing)`,
+  influence: `Usage: glassbox influence MODEL --test-index I [--data NAME] [--train-limit N] [--method M] [--k K]
+                          [--l2 X] [--damping X] [--solver cg|lissa] [--seed S] [--site SITE]
+                          [--checkpoint FILE ...] [--lr X] --out DIR
+
+The training examples a prediction rests on (explanations by example). Influence functions, TracIn and
+representer points work on the MODEL's last dense (Gemm) layer, its weight and bias.
+Methods (--method, default influence):
+  influence     influence functions (Koh & Liang 2017): I_up,loss = −∇L(test)ᵀ H⁻¹ ∇L(train); helpful = most negative
+  tracin        TracIn (Pruthi et al. 2020): Σ lr·∇L(test)·∇L(train) over MODEL and any --checkpoint files
+  representer   representer points (Yeh et al. 2018): the last layer refitted with L2 λ (--l2); α_i·(f_i·f_t)
+  neighbours    nearest training examples by cosine similarity at --site (default: the last layer's input)
+Writes DIR/influence.json (the test example, the top K helpful and harmful training examples with labels and
+scores, the checks) and DIR/influence.png (the test image, then the helpful examples; below, the harmful ones).
+Options:
+  --data NAME        mnist (default) or fashion-mnist; the test example comes from the test split
+  --test-index I     the test example
+  --train-limit N    the first N training images (default 1000)
+  --k K              examples per side (default 8)
+  --l2 X             L2 coefficient: of the training objective (influence) or the refit's λ (representer); default 0.001
+  --damping X        added to the Hessian's diagonal (influence; default 0.01)
+  --solver S         cg (default) or lissa (seeded by --seed) for the inverse-Hessian-vector product
+  --checkpoint FILE  earlier checkpoints for tracin (repeatable), each weighted by --lr (default 1)
+  --site SITE        the site for neighbours
+  --out DIR          where to write (created if missing)`,
+  attention: `Usage: glassbox attention MODEL (--text "..." [--vocab brown] | --tokens FILE.npy) --out DIR [--method NAME]
+                           [--position P] [--steps N]
+
+One sequence through a transformer as an HTML page (DIR/attention.html, DIR/attention.json): every head's attention
+pattern as a heat map, attention rollout and flow, the logit lens table, head importance (ablation and gradient),
+direct logit attribution, and per-token attribution coloured over the tokens.
+Options:
+  --text TEXT     words, tokenised with the Brown vocabulary of 'glassbox train brown-gpt' (4096 lower-cased
+                  words; unknown → <unk>)
+  --tokens FILE   one sequence of int64/int32 token ids, [T] or [1, T] (.npy), for any model
+  --vocab brown   the vocabulary (default with --text; with --tokens it names the ids as words)
+  --method NAME   attribution method for the per-token view (default integrated-gradients; e.g. gradient-x-input)
+  --position P    position whose logit is explained (default the last)
+  --steps N       integrated-gradients steps (default 32)
+  --out DIR       where to write (created if missing)`,
+  sae: `Usage: glassbox sae train MODEL --site SITE --features N (--topk K | --l1 X) --out DIR
+                     [--data mnist|fashion-mnist|factors] [--steps 2000] [--batch 256] [--lr 0.001]
+                     [--spatial positions|mean] [--limit 10000] [--seed 0]
+       glassbox sae inspect MODEL SAE.onnx --site SITE --out DIR [--data mnist] [--features 32] [--k 9]
+                     [--limit 2000] [--spatial positions|mean]
+
+sae train: trains a sparse autoencoder (TopK, or ReLU with an L1 penalty) on SITE's activations over the training
+split (conv sites: a row per spatial position, or the spatial mean); writes DIR/<site>.sae.onnx and
+DIR/<site>.sae.json (reconstruction MSE, fraction of variance explained, L0, dead features, the model's loss with the
+reconstruction spliced in vs clean and zero-ablated, checks). Ctrl-C stops training and keeps what was learnt.
+
+sae inspect: one HTML page, DIR/<site>.sae.html, with a card per feature (most frequent first): its top-k test
+examples as an image grid (DIR/<site>.sae/feature-F.png) and its activation frequency; and DIR/<site>.sae.top.json.`,
+  similarity: `Usage: glassbox similarity MODEL_A MODEL_B --out DIR [--data mnist|fashion-mnist]
+                           [--measure cka|cka-rbf|cca|svcca|pwcca|rsa|procrustes] [--site-a SITE]... [--site-b SITE]...
+                           [--limit N] [--pooling mean|flatten] [--permutations K] [--seed S]
+
+Layer × layer similarity of two models (the same file twice: one model with itself) on the same test images.
+Default sites: every ReLU output and the first output. Writes DIR/similarity.json (scores, permutation-baseline
+bounds, checks) and DIR/similarity.png (heat map, rows = A's sites, columns = B's).
+Options:
+  --measure M        linear CKA (default), RBF CKA, CCA, SVCCA, PWCCA, RSA or orthogonal Procrustes distance
+  --limit N          test images (default 1000)
+  --pooling P        conv sites: spatial mean (default) or flattened
+  --permutations K   shuffled-row baselines per cell (default 5)`,
+  probe: `Usage: glassbox probe MODEL --data mnist|fashion-mnist --site SITE [--site SITE ...] --out DIR
+                      [--target class|stroke] [--kind softmax|ridge|mlp] [--limit N] [--epochs N] [--split F]
+                      [--pool mean|flatten] [--seed N]
+
+Probes each site for the class (or, with --target stroke, the mean ink of the image's top half, by ridge), with the
+control task (Hewitt & Liang 2019), selectivity and the re-initialised-network baseline; writes DIR/probe.json and
+prints one line per site. Defaults: --limit 2000 test images, --epochs 20, --split 0.25.`,
+  tcav: `Usage: glassbox tcav MODEL --site SITE --concept SPEC [--concept SPEC...] --target CLASS --out DIR
+                     [--data mnist|fashion-mnist] [--random N] [--examples N] [--inputs N]
+                     [--score log-probability|logit] [--seed S]
+
+TCAV (Kim et al. 2018): for each concept, CAVs against N random sets of data images (default 10), the fraction of
+target-class test images whose directional derivative is positive, a two-sided t-test against random-vs-random CAVs,
+and Bonferroni over the concepts. SPEC: a .npy file of example images [N, C, H, W], or concepts:NAME, a concept of the
+procedural concept dataset (28x28 grey), e.g. concepts:stripes-horizontal, concepts:shape:disc.
+--examples: images per concept and random set (default 50); --inputs: target-class images (default 100).
+Writes DIR/tcav.json.`,
   methods: `Usage: glassbox methods [--json]
 
 Lists every method glassbox implements with its coordinates in Zhang et al.'s taxonomy (engagement · format · scope)

@@ -10,6 +10,12 @@ import { inspect } from './inspect.js';
 import { methods } from './methods.js';
 import { neurons } from './neurons.js';
 import { circuit } from './circuit.js';
+import { tcav } from './tcav.js';
+import { probe } from './probe.js';
+import { similarity } from './similarity.js';
+import { sae } from './sae.js';
+import { attention } from './attention.js';
+import { influence } from './influence.js';
 import { run } from './run.js';
 import { train } from './train.js';
 import { tour } from './tour.js';
@@ -22,6 +28,12 @@ const COMMANDS = {
   methods,
   neurons,
   circuit,
+  tcav,
+  probe,
+  similarity,
+  sae,
+  attention,
+  influence,
   tour: async (argv: string[]) => {
     if (argv.length > 0) throw new UsageError(`tour takes no arguments, got ${argv.join(' ')}`, 'tour');
     await tour();

@@ -1,12 +1,15 @@
 /**
  * `glassbox methods [--json]`: every method with its coordinates in the two taxonomies: local attribution methods
  * (run by `glassbox explain`), global ones (over a dataset or many explanations), the hidden-semantics methods
- * (weights, neurons, subnetworks), and the evaluation methods that test explanations.
+ * (weights, neurons, subnetworks), the representation methods, explanations by example, and the evaluation methods
+ * that test explanations.
  */
 import { METRICS } from '../evaluate/index.js';
 import { sanityMetrics } from '../evaluate/sanity/index.js';
 import { globalMethods } from '../methods/attribution/global/index.js';
+import { EXAMPLE_EXPLANATION_METHODS } from '../methods/examples/index.js';
 import { HIDDEN_METHODS } from '../methods/hidden.js';
+import { REPRESENTATION_METHODS } from '../methods/representations/index.js';
 import { ATTRIBUTION_METHODS } from '../methods/registry.js';
 import type { MethodInfo } from '../methods/taxonomy.js';
 import { parseCommand } from './args.js';
@@ -21,15 +24,17 @@ export async function methods(argv: string[]): Promise<void> {
   const attribution = listed(ATTRIBUTION_METHODS);
   const global = listed(globalMethods);
   const hidden = listed(HIDDEN_METHODS);
+  const representations = listed(REPRESENTATION_METHODS);
+  const examples = listed(EXAMPLE_EXPLANATION_METHODS);
   const evaluation = [
     ...Object.entries(METRICS).map(([name, m]) => ({ name, title: m.title, reference: m.reference, measures: m.measures, higherIsBetter: m.higherIsBetter })),
     ...Object.entries(sanityMetrics).map(([name, m]) => ({ name, title: m.title, reference: m.reference, measures: m.measures })),
   ];
   if (values.json) {
-    console.log(toJson({ attribution, global, hidden, evaluation }));
+    console.log(toJson({ attribution, global, hidden, representations, examples, evaluation }));
     return;
   }
-  const rows = [...attribution, ...global, ...hidden].map((m) => {
+  const rows = [...attribution, ...global, ...hidden, ...representations, ...examples].map((m) => {
     const z = m.taxonomy.zhang;
     const r = m.taxonomy.rauker;
     const flags = [m.complete ? 'complete' : '', m.stochastic ? 'seeded' : ''].filter(Boolean).join(', ');

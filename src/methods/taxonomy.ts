@@ -60,3 +60,19 @@ export const passiveHidden = (scope: Scope, rauker: Taxonomy['rauker']): Taxonom
   zhang: { engagement: 'passive', format: 'hidden semantics', scope },
   ...(rauker ? { rauker } : {}),
 });
+
+/** Räuker et al. V (internal representations): the places of the representation methods (issue: representations). */
+export const RAUKER_V = {
+  probing: { part: 'representations', when: 'post hoc', section: 'V: probing' },
+  conceptVectors: { part: 'representations', when: 'post hoc', section: 'V: concept vectors' },
+  similarity: { part: 'representations', when: 'post hoc', section: 'V: representation comparison' },
+  attention: { part: 'representations', when: 'post hoc', section: 'V: tokens and attention' },
+  dictionaries: { part: 'representations', when: 'post hoc', section: 'V: disentanglement (sparse dictionaries)' },
+  adversaries: { part: 'representations', when: 'post hoc', section: 'V: adversarial examples' },
+} as const satisfies Record<string, NonNullable<Taxonomy['rauker']>>;
+
+/** Zhang et al.'s coordinates of a passive method whose explanation is in the format given. */
+export const passive = (format: Format, scope: Scope, rauker?: Taxonomy['rauker']): Taxonomy => ({
+  zhang: { engagement: 'passive', format, scope },
+  ...(rauker ? { rauker } : {}),
+});

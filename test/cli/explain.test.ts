@@ -13,6 +13,8 @@ import { Model, readNpy, readPng } from '../../src/index.js';
 import { integratedGradients } from '../../src/methods/attribution/gradient.js';
 import { ATTRIBUTION_METHODS } from '../../src/methods/registry.js';
 import { HIDDEN_METHODS } from '../../src/methods/hidden.js';
+import { REPRESENTATION_METHODS } from '../../src/methods/representations/index.js';
+import { EXAMPLE_EXPLANATION_METHODS } from '../../src/methods/examples/index.js';
 import { METRICS } from '../../src/evaluate/index.js';
 import { sanityMetrics } from '../../src/evaluate/sanity/index.js';
 
@@ -89,7 +91,13 @@ test('methods lists every registered method with its taxonomy, as a table and as
   for (const m of json.evaluation) assert.match(m.reference, /\d{4}/, `${m.name} cites its paper`);
   const t = glassbox('methods');
   assert.equal(t.code, 0);
-  for (const name of [...Object.keys(ATTRIBUTION_METHODS), ...Object.keys(HIDDEN_METHODS)]) assert.match(t.stdout, new RegExp(`^  ${name} `, 'm'));
+  const more = json as unknown as Record<'representations' | 'examples', { name: string; taxonomy: { zhang: { format: string }; rauker?: { part: string } } }[]>;
+  assert.deepEqual(more.representations.map((m) => m.name).sort(), Object.keys(REPRESENTATION_METHODS).sort());
+  for (const m of more.representations) assert.equal(m.taxonomy.rauker?.part, 'representations', m.name);
+  assert.deepEqual(more.examples.map((m) => m.name).sort(), Object.keys(EXAMPLE_EXPLANATION_METHODS).sort());
+  for (const m of more.examples) assert.equal(m.taxonomy.zhang.format, 'examples', m.name);
+  const names = [ATTRIBUTION_METHODS, HIDDEN_METHODS, REPRESENTATION_METHODS, EXAMPLE_EXPLANATION_METHODS].flatMap((t) => Object.keys(t));
+  for (const name of names) assert.match(t.stdout, new RegExp(`^  ${name} `, 'm'));
 });
 
 test('explain refuses unknown methods, bad targets and a missing --out with a clear message', () => {

@@ -31,3 +31,4 @@ export { conceptDataset, classRegionConcepts, withConcepts, packMask, unpackMask
 export type { ConceptDataset, ConceptDatasetSpec, ClassRegionOptions } from './concepts.js';
 export { inductionDataset, inductionPositions } from './induction.js';
 export type { InductionDataset, InductionOptions } from './induction.js';
+export { factorDataset } from './factors.js';
