@@ -30,10 +30,13 @@ export interface MethodInfo {
   readonly stochastic?: boolean;
 }
 
-export const passiveAttribution = (scope: Scope = 'local', rauker?: Taxonomy['rauker']): Taxonomy => ({
-  zhang: { engagement: 'passive', format: 'attribution', scope },
+/** Zhang et al.'s coordinates of a passive method whose explanation is in the format given. */
+export const passive = (format: Format, scope: Scope, rauker?: Taxonomy['rauker']): Taxonomy => ({
+  zhang: { engagement: 'passive', format, scope },
   ...(rauker ? { rauker } : {}),
 });
+
+export const passiveAttribution = (scope: Scope = 'local', rauker?: Taxonomy['rauker']): Taxonomy => passive('attribution', scope, rauker);
 
 /** Räuker et al. III-E: gradient attribution to neurons (and, by extension, to layers of them). */
 export const NEURON_ATTRIBUTION = { part: 'neurons', when: 'post hoc', section: 'III-E' } as const;
@@ -56,10 +59,7 @@ export const RAUKER = {
 } as const satisfies Record<string, NonNullable<Taxonomy['rauker']>>;
 
 /** Zhang et al.'s coordinates of a passive hidden-semantics method (explains what a part of the network computes). */
-export const passiveHidden = (scope: Scope, rauker: Taxonomy['rauker']): Taxonomy => ({
-  zhang: { engagement: 'passive', format: 'hidden semantics', scope },
-  ...(rauker ? { rauker } : {}),
-});
+export const passiveHidden = (scope: Scope, rauker: Taxonomy['rauker']): Taxonomy => passive('hidden semantics', scope, rauker);
 
 /** Räuker et al. V (internal representations): the places of the representation methods (issue: representations). */
 export const RAUKER_V = {
@@ -70,9 +70,3 @@ export const RAUKER_V = {
   dictionaries: { part: 'representations', when: 'post hoc', section: 'V: disentanglement (sparse dictionaries)' },
   adversaries: { part: 'representations', when: 'post hoc', section: 'V: adversarial examples' },
 } as const satisfies Record<string, NonNullable<Taxonomy['rauker']>>;
-
-/** Zhang et al.'s coordinates of a passive method whose explanation is in the format given. */
-export const passive = (format: Format, scope: Scope, rauker?: Taxonomy['rauker']): Taxonomy => ({
-  zhang: { engagement: 'passive', format, scope },
-  ...(rauker ? { rauker } : {}),
-});

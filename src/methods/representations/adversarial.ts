@@ -10,6 +10,7 @@
  * const r = await pgd(model, x, { eps: 0.1, alpha: 0.02, steps: 10, norm: 'linf', seed: 1 });
  * r.successRate; r.checks; // then attackUnits(model, x, r.adversarial, 'c2.relu') for the units it exploits
  */
+import { argmaxRows, crossEntropySeed } from '../../util/softmax.js';
 import { mulberry32 } from '../../data/datasets/random.js';
 import type { Model } from '../../model/model.js';
 import { Tensor } from '../../runtime/tensor.js';
@@ -65,30 +66,6 @@ export interface AttackResult {
   /** The fraction of examples random noise of each example's perturbation norm flips (from the clean prediction). */
   readonly noiseFlipRate: number;
   readonly checks: Check[];
-}
-
-/** Index of the largest entry of each row of [N, C]. */
-export function argmaxRows(logits: Tensor, classes: number): Int32Array {
-  const n = logits.size / classes;
-  const out = new Int32Array(n);
-  const d = logits.data as Float32Array;
-  for (let i = 0; i < n; i++) for (let c = 1; c < classes; c++) if (d[i * classes + c] > d[i * classes + out[i]]) out[i] = c;
-  return out;
-}
-
-/** softmax(logits) − onehot(label) per row: ∂CE/∂logits, the seed of the input gradient. */
-export function crossEntropySeed(logits: Tensor, labels: Int32Array): Tensor<'float32'> {
-  const [n, c] = logits.shape;
-  const d = logits.data as Float32Array;
-  const out = new Float32Array(n * c);
-  for (let i = 0; i < n; i++) {
-    let max = -Infinity;
-    for (let k = 0; k < c; k++) max = Math.max(max, d[i * c + k]);
-    let z = 0;
-    for (let k = 0; k < c; k++) z += Math.exp(d[i * c + k] - max);
-    for (let k = 0; k < c; k++) out[i * c + k] = Math.exp(d[i * c + k] - max) / z - (k === labels[i] ? 1 : 0);
-  }
-  return Tensor.float32(out, [n, c]);
 }
 
 /** Validated names and sizes shared by the attacks. */

@@ -22,7 +22,8 @@ import { cutEdge } from '../../onnx/rewrite.js';
 import { Tensor } from '../../runtime/tensor.js';
 import type { Check } from '../attribution/explanation.js';
 import { gatherRows } from '../attribution/attributor.js';
-import { argmaxRows, attackSetup, crossEntropySeed, gaussian, l2 } from './adversarial.js';
+import { argmaxRows, crossEntropySeed } from '../../util/softmax.js';
+import { attackSetup, gaussian, l2 } from './adversarial.js';
 
 export interface FeatureAdversaryOptions {
   /** Untargeted: the labels to move away from (default: the clean predictions). Targeted: the class to reach. */

@@ -12,6 +12,7 @@
  * const r = await tcav(model, { site: 'c2.relu', concept: stripes, randoms, target: 3, inputs: threes, seed: 1 });
  * r.mean; r.p; r.pCorrected; r.significant;
  */
+import { logSumExp } from '../../util/softmax.js';
 import { Tensor } from '../../runtime/tensor.js';
 import type { Dataset } from '../../data/datasets/dataset.js';
 import { mixSeed, permutation } from '../../data/datasets/random.js';
@@ -236,10 +237,8 @@ export async function targetGradients(model: Model, site: string, inputs: Exampl
     for (let i = 0; i < rowsHere; i++) {
       seed[i * classes + target] = 1;
       if (score === 'logit') continue;
-      let [max, z] = [-Infinity, 0];
-      for (let j = 0; j < classes; j++) max = Math.max(max, l[i * classes + j]);
-      for (let j = 0; j < classes; j++) z += Math.exp(l[i * classes + j] - max);
-      for (let j = 0; j < classes; j++) seed[i * classes + j] -= Math.exp(l[i * classes + j] - max) / z;
+      const lse = logSumExp(l, i * classes, classes);
+      for (let j = 0; j < classes; j++) seed[i * classes + j] -= Math.exp(l[i * classes + j] - lse);
     }
     const g = (await model.grad({ [input]: b }, { of: out, wrt: [site], seed: Tensor.float32(seed, [rowsHere, classes]) })).grads[site];
     d = g.size / Math.max(1, rowsHere);

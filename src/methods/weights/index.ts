@@ -8,7 +8,6 @@ import { pruningCurve } from './pruning.js';
 
 export {
   crossEntropy,
-  crossEntropySeed,
   defaultWeightNames,
   pruneWeights,
   pruningCurve,

@@ -15,6 +15,7 @@
  * const r = await pruningCurve(model, test.slice(0, 2000), { criterion: 'magnitude', scope: 'global' });
  * r.frivolous; // e.g. 0.8: 80% of the weights can go with at most 1 point of accuracy lost
  */
+import { crossEntropySeed } from '../../util/softmax.js';
 import type { Dataset } from '../../data/datasets/dataset.js';
 import { mulberry32 } from '../../data/datasets/random.js';
 import type { Model } from '../../model/model.js';
@@ -122,21 +123,6 @@ export function crossEntropy(logits: Tensor, labels: Tensor): { loss: number; co
   return { loss, correct };
 }
 
-/** ∂(mean cross-entropy)/∂logits: (softmax − onehot) / n, for rows of a sample of n examples. */
-export function crossEntropySeed(logits: Tensor, labels: Tensor, n: number): Tensor<'float32'> {
-  const [b, c] = logits.shape;
-  const d = logits.data as Float32Array;
-  const out = new Float32Array(b * c);
-  for (let i = 0; i < b; i++) {
-    let max = -Infinity;
-    for (let k = 0; k < c; k++) max = Math.max(max, d[i * c + k]);
-    let z = 0;
-    for (let k = 0; k < c; k++) z += Math.exp(d[i * c + k] - max);
-    for (let k = 0; k < c; k++) out[i * c + k] = Math.exp(d[i * c + k] - max) / z / n;
-    out[i * c + labels.at(i)] -= 1 / n;
-  }
-  return new Tensor('float32', out, [b, c]);
-}
 
 /**
  * Evaluates a classifier with replacement weights, in one session whose weights are graph inputs (the model's
@@ -195,7 +181,7 @@ export async function taylorScores(model: Model, data: Dataset, options: { weigh
   const acc = new Map(names.map((w) => [w, new Float64Array(weights.get(w)!.length)]));
   for (const b of data.slice(0, n).batches(options.batchSize ?? 256)) {
     const { outputs } = await model.run({ [input]: b.x });
-    const seed = crossEntropySeed(outputs[model.outputs[0].name], b.y, n);
+    const seed = crossEntropySeed(outputs[model.outputs[0].name], b.y, 1 / n);
     const { grads } = await model.grad({ [input]: b.x }, { wrt: names, seed });
     for (const w of names) {
       const g = grads[w].data as Float32Array;
