@@ -22,3 +22,5 @@ export * as subnetworks from './methods/subnetworks/index.js';
 export { HIDDEN_METHODS } from './methods/hidden.js';
 export * as examples from './methods/examples/index.js';
 export * as representations from './methods/representations/index.js';
+export * as rules from './methods/rules/index.js';
+export * as active from './methods/active/index.js';

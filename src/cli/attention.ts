@@ -17,6 +17,7 @@ import { directLogitAttribution, logitLens, unembedding } from '../methods/repre
 import { escapeHtml, formatNumber, htmlPage, htmlTable } from '../report/html.js';
 import { parseCommand } from './args.js';
 import { UsageError } from './errors.js';
+import { statusLine } from './status.js';
 import { toJson } from './format.js';
 
 /** The brown-gpt recipe's vocabulary settings (src/cli/train.ts BROWN). */
@@ -98,14 +99,23 @@ export async function attention(argv: string[]): Promise<void> {
   const word = (id: number) => (vocabulary ? vocabulary.tokens[id] : `#${id}`);
   const labels = words.map((w, i) => `${i}:${w}`);
 
+  const status = statusLine('attention:');
+  const stages = 5;
+  const at = (done: number, stage: string) => status.update(`${stage} (${done}/${stages})`);
+  at(0, 'attention patterns');
   const patterns = await attentionPatterns(model, tokens);
   const layers = headAverage(patterns, 0);
   const rollout = attentionRollout(layers);
   const flow = attentionFlow(layers);
+  at(1, 'logit lens');
   const lens = await logitLens(model, tokens);
+  at(2, 'head importance');
   const importance = T > 1 ? await headImportance(model, tokens) : undefined;
+  at(3, 'direct logit attribution');
   const dla = await directLogitAttribution(model, tokens, { position });
+  at(4, `token attribution (${values.method ?? 'integrated-gradients'})`);
   const attribution = await tokenAttribution(model, tokens, { method: values.method ?? 'integrated-gradients', position, steps });
+  status.clear();
 
   const heads = patterns.layers.flatMap((l, li) =>
     Array.from({ length: patterns.heads }, (_, h) => `<figure><figcaption>layer ${l} head ${h}</figcaption>${heatTable(headAverage(patterns, 0, h)[li], labels, labels)}</figure>`),

@@ -18,6 +18,9 @@ Usage:
   glassbox similarity A B ...   layer × layer representation similarity (CKA, CCA, RSA…) of two models
   glassbox probe MODEL ...      linear and MLP probes of sites, with control tasks and selectivity
   glassbox tcav MODEL ...       concept activation vectors and TCAV scores with their significance tests
+  glassbox rules MODEL ...      global IF-THEN rules that mimic a classifier, with held-out fidelity and coverage
+  glassbox anchor MODEL ...     a high-precision IF-THEN rule around one example (anchors, KL-LUCB)
+  glassbox counterfactual MODEL ... the smallest change of one example to another class
   glassbox methods [--json]     every method with its place in the two taxonomies of the field
   glassbox help [COMMAND]       this text, or a command's
   glassbox --version            the package version
@@ -65,6 +68,10 @@ Recipes:
   brown-gpt      a GPT (2 layers, d 64, 4 heads, context 32) predicting the next word of the Brown corpus
                  (4096 lower-cased words, the rest <unk>; every 10th text held out); 2 epochs, batch 32,
                  Adam lr 0.002 ×0.5 per epoch
+  iris-mlp, wine-mlp, breast-cancer-mlp
+                 features → 16 → classes (ReLU) on scikit-learn's tabular data, 80/20 stratified split (seed 1);
+                 the model reads raw features and standardises them inside the graph (for 'glassbox rules',
+                 'anchor' and 'counterfactual'); 60 epochs, Adam lr 0.01, batch 16
 
 Each run first prints the baseline it must beat: the test loss and accuracy of predicting the training labels'
 frequencies (for brown-gpt, the unigram model).
@@ -81,7 +88,19 @@ Options:
   --threads N             threads of ONNX Runtime (default: all cores)
   --checkpoint-every N    also save the checkpoint every N steps (default 500; 0: only after each epoch)
   --out DIR               where to write (default: the current directory)
-  --resume                continue from DIR/RECIPE.ckpt.onnx (other options must match the checkpoint's)`,
+  --resume                continue from DIR/RECIPE.ckpt.onnx (other options must match the checkpoint's)
+
+Training-time interpretability (one at a time; writes DIR/RECIPE-<method>.onnx, e.g. mnist-cnn-l1.onnx):
+  --regularize METHOD     l1 (proximal soft-threshold, exact zeros), group-lasso (whole units), l0 (hard-concrete
+                          unit gates, Louizos et al.), modularity (between-module weights, --modules K, default 2),
+                          tree (Wu et al.'s tree regularisation), filters (one filter, one part, at --site SITE)
+  --strength X            the method's weight (defaults, tuned with Adam lr 0.01: l1 0.1, group-lasso 0.5, l0 0.02,
+                          modularity 0.1, tree 0.1, filters 0.1)
+  --prototypes N          N prototypes per class: ProtoPNet on images (pushed onto training patches after fitting),
+                          Li et al.'s prototype autoencoder otherwise
+  --concepts FILE         a joint concept bottleneck: FILE.csv (a header of concept names, one 0/1 row per training
+                          example, in order) or FILE.json ({ "concepts": [...], "labels": [[0, 1, ...], ...] })
+  --adversarial EPS       PGD adversarial training (Madry et al.), L∞ radius EPS, 7 steps per batch`,
   explain: `Usage: glassbox explain MODEL --input FILE|NAME=FILE [--method NAME] [--target N|N,N,...|predicted]
                         [--steps N] [--samples N] [--seed S] [--baseline zero|blur|NUMBER|FILE.npy]
                         [--wrt SITE] [--site SITE] [--max-batch-mb M] --out DIR
@@ -229,6 +248,32 @@ and Bonferroni over the concepts. SPEC: a .npy file of example images [N, C, H, 
 procedural concept dataset (28x28 grey), e.g. concepts:stripes-horizontal, concepts:shape:disc.
 --examples: images per concept and random set (default 50); --inputs: target-class images (default 100).
 Writes DIR/tcav.json.`,
+  rules: `Usage: glassbox rules MODEL --data iris|wine|breast-cancer|mnist [--kind tree|rules] [--max-depth N]
+                      [--queries N] [--min-samples N] [--patch N] [--limit N] [--seed N] [--json FILE]
+Fits a decision tree (default) or a rule set to the model's predictions on the data plus N synthetic queries
+(Trepan-style), and prints the rules with held-out coverage and fidelity, then fidelity against the majority
+baseline and against the same learner without queries, accuracy and size.
+  --data NAME        iris, wine, breast-cancer: raw features, the tabular recipes' 80/20 stratified split (the
+                     models of glassbox train iris-mlp, wine-mlp, breast-cancer-mlp); mnist: --limit training
+                     images and up to 2000 test images, described by the mean of each patch
+  --kind tree|rules  a CART tree grown with Trepan's per-node querying, or a sequential-covering decision list
+  --max-depth N      tree depth (default 4; mnist 6)
+  --queries N        synthetic inputs the model labels (default twice the training examples; 0: none)
+  --min-samples N    tree nodes with fewer examples get queries drawn inside them (default 40; 0: off)
+  --patch N          patch size in pixels for images (default 4: 49 features on MNIST)
+  --limit N          MNIST training images (default 2000)
+  --seed N           seed of the queries (default 0)
+  --json FILE        also write the rules (antecedents as {feature, op, threshold}), figures and checks as JSON
+MODEL must read raw tabular features (standardise inside the graph) or [N, 1, 28, 28] images.`,
+  anchor: `Usage: glassbox anchor MODEL --data iris|wine|breast-cancer|mnist --index I [--threshold 0.95] [--seed S] [--patch 7] [--json FILE]
+The anchor of example I (Ribeiro et al. 2018): predicates on quartile bins of the raw features (images: 7×7 patches
+kept, the rest set to 0) that keep the model's prediction with precision ≥ threshold (KL lower bound, δ = 0.1), found
+by beam search with the KL-LUCB bandit; prints IF … THEN class with precision, its bounds, coverage and checks.
+MODEL reads raw features (glassbox train iris-mlp, wine-mlp, breast-cancer-mlp) or [N, 1, 28, 28] images.`,
+  counterfactual: `Usage: glassbox counterfactual MODEL --data iris|wine|breast-cancer --index I [--target CLASS] [--immutable F,...] [--json FILE]
+The smallest change of example I (L1 weighted by each feature's MAD, Wachter et al. 2017) that the model gives CLASS
+(a name or index; default any other class), kept inside the data's feature ranges; prints each changed feature
+from → to (raw units), the new prediction and its checks. MODEL reads raw features (glassbox train iris-mlp, …).`,
   methods: `Usage: glassbox methods [--json]
 
 Lists every method glassbox implements with its coordinates in Zhang et al.'s taxonomy (engagement · format · scope)

@@ -13,6 +13,7 @@ import { imageGrid } from '../report/grid.js';
 import { Tensor } from '../runtime/tensor.js';
 import { parseCommand } from './args.js';
 import { UsageError } from './errors.js';
+import { statusLine } from './status.js';
 import { toJson } from './format.js';
 
 const DATASETS: Record<string, (split: 'train' | 'test') => Promise<Dataset<'float32'>>> = { mnist: loadMnist, 'fashion-mnist': loadFashionMnist };
@@ -80,25 +81,28 @@ export async function influence(argv: string[]): Promise<void> {
   const test = testAll.subset([index], `${name} test #${index}`);
   const model = await Model.load(positionals[0]);
   const extra = await Promise.all((values.checkpoint ?? []).map((p) => Model.load(p)));
+  const status = statusLine(`${method}:`);
+  const onProgress = (p: { stage: string; done: number; total: number }) => status.stage(p);
   try {
     const run = async (): Promise<Found> => {
       if (method === 'influence') {
-        const r = await influenceFunctions(model, train, test, { l2, damping, solver, lissa: { seed } });
+        const r = await influenceFunctions(model, train, test, { l2, damping, solver, lissa: { seed }, onProgress });
         return { helpful: r.helpful(0, k), harmful: r.harmful(0, k), checks: r.checks, about: `influence functions (Koh & Liang 2017) on the last layer '${r.parameters.weight}' (${r.parameters.count} parameters), ${solver}; score I_up,loss (negative = helpful)` };
       }
       if (method === 'tracin') {
-        const r = await tracin([...extra, model].map((m) => ({ model: m, lr })), train, test);
+        const r = await tracin([...extra, model].map((m) => ({ model: m, lr })), train, test, { onProgress });
         return { helpful: r.helpful(0, k), harmful: r.harmful(0, k), checks: r.checks, about: `TracIn (Pruthi et al. 2020) over ${r.checkpoints} checkpoint(s), last layer, lr ${lr}; score Σ lr·∇L·∇L (positive = proponent)` };
       }
       if (method === 'representer') {
-        const r = await representerPoints(model, train, test, { l2 });
+        const r = await representerPoints(model, train, test, { l2, onProgress });
         return { helpful: r.helpful(0, k), harmful: r.harmful(0, k), checks: r.checks, about: `representer points (Yeh et al. 2018) of class ${r.classes[0]}, last layer refitted with λ ${l2}; score α_i·(f_i·f_t) (positive = excitatory)` };
       }
       const site = values.site ?? lastLayer(model).input;
-      const r = await nearestNeighbours(model, site, train, test.gather([0]).x, { k });
+      const r = await nearestNeighbours(model, site, train, test.gather([0]).x, { k, onProgress });
       return { helpful: [...r.neighbours[0]], checks: r.checks, about: `nearest neighbours at '${site}' by cosine similarity` };
     };
     const found = await run();
+    status.clear();
     const example = test.gather([0]);
     const logits = (await model.run({ [model.inputs[0].name]: example.x })).outputs[model.outputs[0].name].data as Float32Array;
     const predicted = logits.indexOf(Math.max(...logits));

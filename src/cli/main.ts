@@ -10,6 +10,9 @@ import { inspect } from './inspect.js';
 import { methods } from './methods.js';
 import { neurons } from './neurons.js';
 import { circuit } from './circuit.js';
+import { counterfactual } from './counterfactual.js';
+import { anchor } from './anchor.js';
+import { rules } from './rules.js';
 import { tcav } from './tcav.js';
 import { probe } from './probe.js';
 import { similarity } from './similarity.js';
@@ -28,6 +31,9 @@ const COMMANDS = {
   methods,
   neurons,
   circuit,
+  counterfactual,
+  anchor,
+  rules,
   tcav,
   probe,
   similarity,

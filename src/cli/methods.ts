@@ -1,8 +1,8 @@
 /**
  * `glassbox methods [--json]`: every method with its coordinates in the two taxonomies: local attribution methods
  * (run by `glassbox explain`), global ones (over a dataset or many explanations), the hidden-semantics methods
- * (weights, neurons, subnetworks), the representation methods, explanations by example, and the evaluation methods
- * that test explanations.
+ * (weights, neurons, subnetworks), the representation methods, explanations by example, rules, the active
+ * (training-time) methods, and the evaluation methods that test explanations.
  */
 import { METRICS } from '../evaluate/index.js';
 import { sanityMetrics } from '../evaluate/sanity/index.js';
@@ -10,6 +10,8 @@ import { globalMethods } from '../methods/attribution/global/index.js';
 import { EXAMPLE_EXPLANATION_METHODS } from '../methods/examples/index.js';
 import { HIDDEN_METHODS } from '../methods/hidden.js';
 import { REPRESENTATION_METHODS } from '../methods/representations/index.js';
+import { RULE_METHODS } from '../methods/rules/index.js';
+import { ACTIVE_METHODS } from '../methods/active/index.js';
 import { ATTRIBUTION_METHODS } from '../methods/registry.js';
 import type { MethodInfo } from '../methods/taxonomy.js';
 import { parseCommand } from './args.js';
@@ -26,15 +28,17 @@ export async function methods(argv: string[]): Promise<void> {
   const hidden = listed(HIDDEN_METHODS);
   const representations = listed(REPRESENTATION_METHODS);
   const examples = listed(EXAMPLE_EXPLANATION_METHODS);
+  const rules = listed(RULE_METHODS);
+  const active = listed(ACTIVE_METHODS);
   const evaluation = [
     ...Object.entries(METRICS).map(([name, m]) => ({ name, title: m.title, reference: m.reference, measures: m.measures, higherIsBetter: m.higherIsBetter })),
     ...Object.entries(sanityMetrics).map(([name, m]) => ({ name, title: m.title, reference: m.reference, measures: m.measures })),
   ];
   if (values.json) {
-    console.log(toJson({ attribution, global, hidden, representations, examples, evaluation }));
+    console.log(toJson({ attribution, global, hidden, representations, examples, rules, active, evaluation }));
     return;
   }
-  const rows = [...attribution, ...global, ...hidden, ...representations, ...examples].map((m) => {
+  const rows = [...attribution, ...global, ...hidden, ...representations, ...examples, ...rules, ...active].map((m) => {
     const z = m.taxonomy.zhang;
     const r = m.taxonomy.rauker;
     const flags = [m.complete ? 'complete' : '', m.stochastic ? 'seeded' : ''].filter(Boolean).join(', ');

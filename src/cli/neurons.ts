@@ -17,8 +17,9 @@ import { formatNumber, htmlCard, htmlPage, htmlTable } from '../report/html.js';
 import { imageGrid } from '../report/grid.js';
 import { parseCommand } from './args.js';
 import { UsageError } from './errors.js';
+import { statusLine, type StatusLine } from './status.js';
 import { toJson } from './format.js';
-import { BACKDOOR } from './train.js';
+import { BACKDOOR } from './recipes.js';
 
 /** The data a page is built from: images to scan, concepts to dissect with, labelled images to ablate on. */
 interface NeuronData {
@@ -87,7 +88,7 @@ export async function neurons(argv: string[]): Promise<void> {
     for (const site of values.site) model.site(site); // unknown sites fail here, naming the close ones
     const data = await load(limit);
     await mkdir(values.out, { recursive: true });
-    const progress = statusLine(process.stderr);
+    const progress = statusLine();
     for (const site of values.site) {
       const page = await sitePage(model, site, data, { k, maxUnits, steps, seed, out: values.out, progress });
       console.log(`${site}: ${page.units} units, ${page.labelled} labelled by dissection; wrote ${page.path}`);
@@ -106,31 +107,11 @@ interface PageOptions {
   readonly progress: StatusLine;
 }
 
-interface StatusLine {
-  update(label: string, done: number, total: number): void;
-  clear(): void;
-}
-
-/** `c2.relu: ablation 12/32` on a terminal, rewritten in place and throttled; nothing elsewhere. */
-function statusLine(stream: NodeJS.WriteStream): StatusLine {
-  let last = 0;
-  return {
-    update(label, done, total) {
-      if (!stream.isTTY || Date.now() - last < 100) return;
-      last = Date.now();
-      stream.write(`\r${label} ${done}/${total}\x1b[K`);
-    },
-    clear() {
-      if (stream.isTTY) stream.write('\r\x1b[K');
-    },
-  };
-}
-
 async function sitePage(model: Model, site: string, data: NeuronData, o: PageOptions): Promise<{ units: number; labelled: number; path: string }> {
   const file = site.replace(/[^A-Za-z0-9._-]/g, '_');
   const dir = join(o.out, file);
   await mkdir(dir, { recursive: true });
-  const say = (what: string) => (p: { done: number; total: number }) => o.progress.update(`${site}: ${what}`, p.done, p.total);
+  const say = (what: string) => (p: { done: number; total: number }) => o.progress.update(`${site}: ${what} ${p.done}/${p.total}`);
 
   const scan: ExampleScan = await scanExamples(model, data.scan, { sites: [site], k: o.k, onProgress: say('dataset examples') });
   const layout = scan.sites[0];

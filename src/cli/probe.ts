@@ -10,6 +10,7 @@ import { loadFashionMnist, loadMnist, Model, type Dataset } from '../index.js';
 import { probeLayers, type ProbeKind, type ProbeResult } from '../methods/representations/probing.js';
 import { parseCommand } from './args.js';
 import { UsageError } from './errors.js';
+import { statusLine } from './status.js';
 import { toJson } from './format.js';
 
 const DATASETS: Record<string, () => Promise<Dataset<'float32'>>> = {
@@ -82,13 +83,12 @@ export async function probe(argv: string[]): Promise<void> {
     for (const s of values.site) model.site(s); // unknown sites fail here, naming the close ones
     const data = (await load()).slice(0, limit);
     const labels = target === 'stroke' ? await topHalfInk(data) : undefined;
-    const onProgress = (p: { stage: string; done: number; total: number }) => {
-      if (process.stderr.isTTY) process.stderr.write(`\r${p.stage} ${p.done}/${p.total}\x1b[K`);
-    };
+    const status = statusLine('probe:');
+    const onProgress = (p: { stage: string; done: number; total: number }) => status.stage(p);
     const sweep = await probeLayers(model, data, {
       sites: values.site, kind, target: target === 'stroke' ? 'continuous' : 'class', labels, split, pool, epochs, seed, onProgress,
     });
-    if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+    status.clear();
     await mkdir(values.out, { recursive: true });
     const path = join(values.out, 'probe.json');
     const site = (r: ProbeResult) => ({

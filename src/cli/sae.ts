@@ -14,6 +14,7 @@ import { imageGrid } from '../report/grid.js';
 import { formatNumber, htmlCard, htmlPage, htmlTable } from '../report/html.js';
 import { parseCommand } from './args.js';
 import { UsageError } from './errors.js';
+import { statusLine } from './status.js';
 import { toJson } from './format.js';
 
 const DATASETS: Record<string, (split: 'train' | 'test') => Promise<Dataset>> = {
@@ -56,19 +57,6 @@ function number(flag: string, text: string, positive: boolean): number {
 
 function fileName(site: string): string {
   return site.replace(/[^A-Za-z0-9._-]/g, '_');
-}
-
-function statusLine(label: string): { update: (text: string) => void; clear: () => void } {
-  let last = 0;
-  const tty = process.stderr.isTTY;
-  return {
-    update: (text) => {
-      if (!tty || Date.now() - last < 100) return;
-      last = Date.now();
-      process.stderr.write(`\r${label} ${text}\x1b[K`);
-    },
-    clear: () => void (tty && process.stderr.write('\r\x1b[K')),
-  };
 }
 
 export async function sae(argv: string[]): Promise<void> {

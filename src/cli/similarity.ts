@@ -11,6 +11,7 @@ import { Tensor } from '../runtime/tensor.js';
 import { layerSimilarity, MEASURES, type LayerSimilarity, type Measure } from '../methods/representations/similarity.js';
 import { parseCommand } from './args.js';
 import { UsageError } from './errors.js';
+import { statusLine } from './status.js';
 import { toJson } from './format.js';
 
 const DATASETS: Record<string, () => Promise<Dataset>> = {
@@ -63,7 +64,9 @@ export async function similarity(argv: string[]): Promise<void> {
     for (const s of sitesA) a.site(s);
     for (const s of sitesB) b.site(s);
     const data = await load();
-    const r = await layerSimilarity(a, b, data, { sitesA, sitesB, measure, limit, pooling, permutations, seed });
+    const status = statusLine('similarity:');
+    const r = await layerSimilarity(a, b, data, { sitesA, sitesB, measure, limit, pooling, permutations, seed, onProgress: (p) => status.stage(p) });
+    status.clear();
     await mkdir(values.out, { recursive: true });
     await writeFile(join(values.out, 'similarity.json'), toJson({ modelA: positionals[0], modelB: positionals[1], data: name, pooling, ...r }));
     await writeFile(join(values.out, 'similarity.png'), heatmap(r));

@@ -70,3 +70,23 @@ export const RAUKER_V = {
   dictionaries: { part: 'representations', when: 'post hoc', section: 'V: disentanglement (sparse dictionaries)' },
   adversaries: { part: 'representations', when: 'post hoc', section: 'V: adversarial examples' },
 } as const satisfies Record<string, NonNullable<Taxonomy['rauker']>>;
+
+/** Zhang et al.'s coordinates of an active method: a loss term or layer that changes training so the result reads. */
+export const active = (format: Format, scope: Scope, rauker?: Taxonomy['rauker']): Taxonomy => ({
+  zhang: { engagement: 'active', format, scope },
+  ...(rauker ? { rauker } : {}),
+});
+
+/**
+ * Räuker et al.'s places of the intrinsic methods (issue: rules and active interpretability): interpretability built
+ * in by training, by the part of the network it shapes.
+ */
+export const RAUKER_INTRINSIC = {
+  continualLearning: { part: 'weights', when: 'intrinsic', section: 'II: continual learning' },
+  interpretableFilters: { part: 'neurons', when: 'intrinsic', section: 'III: intrinsic (one filter, one concept)' },
+  sparsity: { part: 'subnetworks', when: 'intrinsic', section: 'IV: sparsity' },
+  modularity: { part: 'subnetworks', when: 'intrinsic', section: 'IV: modularity' },
+  selfExplaining: { part: 'representations', when: 'intrinsic', section: 'V: self-explaining models' },
+  adversarialTraining: { part: 'representations', when: 'intrinsic', section: 'V: adversarial training' },
+  disentanglement: { part: 'representations', when: 'intrinsic', section: 'V: disentanglement' },
+} as const satisfies Record<string, NonNullable<Taxonomy['rauker']>>;

@@ -14,6 +14,8 @@ import { integratedGradients } from '../../src/methods/attribution/gradient.js';
 import { ATTRIBUTION_METHODS } from '../../src/methods/registry.js';
 import { HIDDEN_METHODS } from '../../src/methods/hidden.js';
 import { REPRESENTATION_METHODS } from '../../src/methods/representations/index.js';
+import { RULE_METHODS } from '../../src/methods/rules/index.js';
+import { ACTIVE_METHODS } from '../../src/methods/active/index.js';
 import { EXAMPLE_EXPLANATION_METHODS } from '../../src/methods/examples/index.js';
 import { METRICS } from '../../src/evaluate/index.js';
 import { sanityMetrics } from '../../src/evaluate/sanity/index.js';
@@ -96,7 +98,15 @@ test('methods lists every registered method with its taxonomy, as a table and as
   for (const m of more.representations) assert.equal(m.taxonomy.rauker?.part, 'representations', m.name);
   assert.deepEqual(more.examples.map((m) => m.name).sort(), Object.keys(EXAMPLE_EXPLANATION_METHODS).sort());
   for (const m of more.examples) assert.equal(m.taxonomy.zhang.format, 'examples', m.name);
-  const names = [ATTRIBUTION_METHODS, HIDDEN_METHODS, REPRESENTATION_METHODS, EXAMPLE_EXPLANATION_METHODS].flatMap((t) => Object.keys(t));
+  const groups = json as unknown as Record<'rules' | 'active', { name: string; reference: string; taxonomy: { zhang: { engagement: string; format: string } } }[]>;
+  assert.deepEqual(groups.rules.map((m) => m.name).sort(), Object.keys(RULE_METHODS).sort());
+  for (const m of groups.rules) assert.deepEqual([m.taxonomy.zhang.engagement, m.taxonomy.zhang.format], ['passive', 'rules'], m.name);
+  assert.deepEqual(groups.active.map((m) => m.name).sort(), Object.keys(ACTIVE_METHODS).sort());
+  for (const m of groups.active) {
+    assert.equal(m.taxonomy.zhang.engagement, 'active', m.name);
+    assert.match(m.reference, /\d{4}/, `${m.name} cites its paper`);
+  }
+  const names = [ATTRIBUTION_METHODS, HIDDEN_METHODS, REPRESENTATION_METHODS, EXAMPLE_EXPLANATION_METHODS, RULE_METHODS, ACTIVE_METHODS].flatMap((t) => Object.keys(t));
   for (const name of names) assert.match(t.stdout, new RegExp(`^  ${name} `, 'm'));
 });
 

@@ -13,7 +13,7 @@ import { Model, readPng } from '../../src/index.js';
 import { withTrigger } from '../../src/data/datasets/backdoor.js';
 import { loadMnist } from '../../src/data/datasets/images.js';
 import { gridOrigin } from '../../src/report/grid.js';
-import { BACKDOOR } from '../../src/cli/train.js';
+import { BACKDOOR } from '../../src/cli/recipes.js';
 
 const glassbox = glassboxWithin(300_000);
 

@@ -113,7 +113,7 @@ test('glassbox train brown-gpt beats the unigram baseline and writes the model i
 
 test('train refuses bad recipes and options with a clear message', () => {
   const cases: [string[], RegExp][] = [
-    [['train', 'imagenet'], /unknown recipe 'imagenet' \(known: mnist-cnn, mnist-mlp, fashion-cnn, mnist-backdoor, induction-attn, brown-gpt\)/],
+    [['train', 'imagenet'], /unknown recipe 'imagenet' \(known: mnist-cnn, mnist-mlp, fashion-cnn, mnist-backdoor, induction-attn, brown-gpt, iris-mlp, wine-mlp, breast-cancer-mlp\)/],
     [['train', 'brown-gpt', '--lr-decay', '2'], /bad --lr-decay 2/],
     [['train', 'brown-gpt', '--optimizer', 'lbfgs'], /bad --optimizer 'lbfgs'/],
     [['train', 'brown-gpt', '--epochs', '1.5'], /bad --epochs '1.5'/],

@@ -88,7 +88,10 @@ export function lastLayer(model: Model): LastLayer {
  * Streams `data` through the model in batches and keeps the last layer's inputs (with a 1 appended), the labels and
  * the model's softmax probabilities. Memory: n · (features + classes) numbers, the data the layer is fitted on.
  */
-export async function lastLayerFeatures(model: Model, layer: LastLayer, data: Dataset, batchSize = 256): Promise<Features & { maxLogitError: number }> {
+/** Where a long example-explanation run stands: a stage, and how much of it is done. */
+export type StageProgress = (p: { readonly stage: string; readonly done: number; readonly total: number }) => void;
+
+export async function lastLayerFeatures(model: Model, layer: LastLayer, data: Dataset, batchSize = 256, onProgress?: StageProgress, stage = 'features'): Promise<Features & { maxLogitError: number }> {
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`last layer: batchSize must be a positive integer, got ${batchSize}`);
   if (data.size === 0) throw new Error(`last layer: dataset ${data.name} is empty`);
   const { classes: c, features: D } = layer;
@@ -115,6 +118,7 @@ export async function lastLayerFeatures(model: Model, layer: LastLayer, data: Da
       softmaxInto(z, p, row * c);
       for (let k = 0; k < c; k++) maxLogitError = Math.max(maxLogitError, Math.abs(z[k] - dot(layer.theta, k * d, a, row * d, d)));
     }
+    onProgress?.({ stage, done: row, total: data.size });
   }
   return { n: data.size, d, c, a, y, p, maxLogitError };
 }
@@ -305,6 +309,7 @@ export interface InfluenceOptions {
   readonly lissa?: LissaOptions;
   readonly cg?: { readonly tol?: number; readonly maxIter?: number };
   readonly batchSize?: number;
+  readonly onProgress?: StageProgress;
 }
 
 export interface InfluenceResult {
@@ -328,8 +333,8 @@ export async function influenceFunctions(model: Model, train: Dataset, test: Dat
   if (!(l2 >= 0) || !(damping >= 0) || l2 + damping <= 0) throw new Error(`influence: l2 (${l2}) and damping (${damping}) must be non-negative and not both 0 (the Hessian is singular)`);
   if (solver !== 'cg' && solver !== 'lissa') throw new Error(`influence: unknown solver '${String(solver)}' (known: cg, lissa)`);
   const layer = lastLayer(model);
-  const F = await lastLayerFeatures(model, layer, train, options.batchSize);
-  const T = await lastLayerFeatures(model, layer, test, options.batchSize);
+  const F = await lastLayerFeatures(model, layer, train, options.batchSize, options.onProgress, 'training features');
+  const T = await lastLayerFeatures(model, layer, test, options.batchSize, options.onProgress, 'test features');
   const shift = 2 * l2 + damping;
   const H = (v: Float64Array) => hessianVector(F, v, shift);
   const solve = (which: 'cg' | 'lissa', b: Float64Array) => (which === 'cg' ? conjugateGradient(H, b, options.cg) : lissa(F, b, shift, options.lissa));
@@ -346,6 +351,7 @@ export async function influenceFunctions(model: Model, train: Dataset, test: Dat
     const row = new Float64Array(F.n);
     for (let i = 0; i < F.n; i++) row[i] = -dot(s.x, 0, exampleGradient(F, i, g), 0, g.length);
     scores.push(row);
+    options.onProgress?.({ stage: `influence (${solver})`, done: t + 1, total: T.n });
   }
   const checks: Check[] = [
     { name: 'host last layer reproduces the logits', value: Math.max(F.maxLogitError, T.maxLogitError), passed: Math.max(F.maxLogitError, T.maxLogitError) < 1e-3, detail: `max |W a + b − model logits| over train and test examples (last layer ${layer.weight})` },

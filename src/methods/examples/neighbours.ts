@@ -15,7 +15,7 @@ import type { Dataset } from '../../data/datasets/dataset.js';
 import type { Model } from '../../model/model.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import type { Check } from '../attribution/explanation.js';
-import type { RankedExample } from './influence.js';
+import type { RankedExample, StageProgress } from './influence.js';
 
 export type Metric = 'cosine' | 'euclidean';
 
@@ -25,6 +25,7 @@ export interface NeighbourOptions {
   readonly metric?: Metric;
   /** Training examples per model run (default 256). */
   readonly batchSize?: number;
+  readonly onProgress?: StageProgress;
 }
 
 export interface NeighbourResult {
@@ -70,9 +71,11 @@ export async function nearestNeighbours(model: Model, site: string, train: Datas
     while (at > 0 && better(e.score, list[at - 1].score)) list[at] = list[--at];
     list[at] = e;
   };
+  let seen = 0;
   for (const b of train.batches(batchSize)) {
     const r = await model.run({ [input]: b.x }, { capture: [site] });
     const B = b.x.shape[0];
+    options.onProgress?.({ stage: 'scanning training examples', done: (seen += B), total: train.size });
     const f = rows(r.captures[site], B);
     if (f.length !== B * D) throw new Error(`nearest neighbours: '${site}' has ${f.length / B} values per training example but ${D} per query`);
     for (let j = 0; j < B; j++) {

@@ -17,7 +17,7 @@
 import type { Dataset } from '../../data/datasets/dataset.js';
 import type { Model } from '../../model/model.js';
 import type { Check } from '../attribution/explanation.js';
-import { conjugateGradient, hessianVector, lastLayer, lastLayerFeatures, objective, probabilities, topExamples, type Features, type RankedExample } from './influence.js';
+import { conjugateGradient, hessianVector, lastLayer, lastLayerFeatures, objective, probabilities, topExamples, type Features, type RankedExample, type StageProgress } from './influence.js';
 
 const l2norm = (v: Float64Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
 
@@ -68,6 +68,7 @@ export interface RepresenterOptions {
   /** The class each test example is explained for (default: its predicted class under the fitted layer). */
   readonly classes?: readonly number[];
   readonly batchSize?: number;
+  readonly onProgress?: StageProgress;
 }
 
 export interface RepresenterResult {
@@ -94,8 +95,9 @@ export async function representerPoints(model: Model, train: Dataset, test: Data
   const lambda = options.l2;
   if (!(lambda > 0) || !Number.isFinite(lambda)) throw new Error(`representer points: l2 must be a positive number, got ${lambda}`);
   const layer = lastLayer(model);
-  const F = await lastLayerFeatures(model, layer, train, options.batchSize);
-  const T = await lastLayerFeatures(model, layer, test, options.batchSize);
+  const F = await lastLayerFeatures(model, layer, train, options.batchSize, options.onProgress, 'training features');
+  const T = await lastLayerFeatures(model, layer, test, options.batchSize, options.onProgress, 'test features');
+  options.onProgress?.({ stage: 'fitting the last layer', done: 0, total: 1 });
   const fit = fitSoftmax(F, lambda, layer.theta);
   const { n, c, d } = F;
   const p = probabilities(fit.theta, F);

@@ -18,7 +18,7 @@ import { Model } from '../../model/model.js';
 import type { FitOptions, Trainer } from '../../model/train/trainer.js';
 import { encodeModel } from '../../onnx/proto.js';
 import type { Check } from '../attribution/explanation.js';
-import { gradientCheck, lastLayer, lastLayerFeatures, topExamples, type Features, type RankedExample } from './influence.js';
+import { gradientCheck, lastLayer, lastLayerFeatures, topExamples, type Features, type RankedExample, type StageProgress } from './influence.js';
 
 export interface TracInCheckpoint {
   readonly model: Model;
@@ -47,7 +47,7 @@ export interface TracInResult {
 }
 
 /** TracInCP over the checkpoints' last dense layers, for every training and test example. */
-export async function tracin(checkpoints: readonly TracInCheckpoint[], train: Dataset, test: Dataset, options: { batchSize?: number } = {}): Promise<TracInResult> {
+export async function tracin(checkpoints: readonly TracInCheckpoint[], train: Dataset, test: Dataset, options: { batchSize?: number; onProgress?: StageProgress } = {}): Promise<TracInResult> {
   if (checkpoints.length === 0) throw new Error('TracIn: needs at least one checkpoint');
   checkpoints.forEach((c, k) => {
     if (!(c.lr > 0) || !Number.isFinite(c.lr)) throw new Error(`TracIn: checkpoint ${k} has learning rate ${c.lr}; it must be a positive number`);
@@ -55,10 +55,11 @@ export async function tracin(checkpoints: readonly TracInCheckpoint[], train: Da
   const scores = Array.from({ length: test.size }, () => new Float64Array(train.size));
   const selfInfluence = new Float64Array(train.size);
   const gradErrors: number[] = [];
-  for (const { model, lr } of checkpoints) {
+  for (const [k, { model, lr }] of checkpoints.entries()) {
+    const stage = `checkpoint ${k + 1}/${checkpoints.length}`;
     const layer = lastLayer(model);
-    const F = await lastLayerFeatures(model, layer, train, options.batchSize);
-    const T = await lastLayerFeatures(model, layer, test, options.batchSize);
+    const F = await lastLayerFeatures(model, layer, train, options.batchSize, options.onProgress, `${stage}: training features`);
+    const T = await lastLayerFeatures(model, layer, test, options.batchSize, options.onProgress, `${stage}: test features`);
     gradErrors.push((await gradientCheck(model, layer, train, F)).value as number);
     const rF = residuals(F);
     const rT = residuals(T);

@@ -13,8 +13,11 @@ import type { Runtime } from '../../runtime/runtime.js';
 import { Tensor } from '../../runtime/tensor.js';
 import type { Check } from '../attribution/explanation.js';
 import { passive, RAUKER_V, type MethodInfo } from '../taxonomy.js';
-import { canonicalCorrelations, centreColumns, crossProduct, gramProduct, principalBasis, procrustesDistance, projectMoments, spearman, type Moments } from './cca.js';
+import { canonicalCorrelations, crossProduct, gramProduct, principalBasis, procrustesDistance, projectMoments, spearman, type Moments } from './cca.js';
 import { activations, stitch, type ActivationOptions } from './stitching.js';
+import { crossNorm2, permuteRows, Representation } from './gram.js';
+
+export { doubleCentre, Representation } from './gram.js';
 import type { Model } from '../../model/model.js';
 import type { Dataset } from '../../data/datasets/dataset.js';
 
@@ -25,13 +28,15 @@ export interface SimilarityOptions {
   /** Shuffles of Y's rows for the baseline (default 10; 0 skips it). */
   readonly permutations?: number;
   readonly seed?: number;
-  /** Linear CKA: feature-space form ‖YᵀX‖²_F/(‖XᵀX‖_F‖YᵀY‖_F) or Gram form; 'auto' picks the smaller matrices. */
+  /** Linear CKA: feature-space form ‖YᵀX‖²_F/(‖XᵀX‖_F‖YᵀY‖_F) or Gram form; 'auto': feature form unless a side is wider than n. */
   readonly form?: 'auto' | 'feature' | 'gram';
   /** RBF CKA: σ as this fraction of the median pairwise distance (default 0.8, as Kornblith et al.). */
   readonly bandwidth?: number;
   /** SVCCA: the fraction of variance kept by the SVD step (default 0.99). */
   readonly variance?: number;
   readonly runtime?: Runtime;
+  /** ONNX Runtime intra-op threads for linear CKA's products (default: all cores). */
+  readonly threads?: number;
 }
 
 export interface SimilarityResult {
@@ -43,97 +48,6 @@ export interface SimilarityResult {
   readonly n: number;
   readonly checks: readonly Check[];
   readonly params: Readonly<Record<string, unknown>>;
-}
-
-/** One representation, centred, with what the measures derive from it computed once. */
-export class Representation {
-  readonly n: number;
-  readonly p: number;
-  /** X with its columns centred. */
-  readonly x: Tensor<'float32'>;
-  private readonly raw: Float32Array;
-  private cache = new Map<string, Promise<Float64Array>>();
-
-  constructor(x: Tensor, readonly runtime?: Runtime, name = 'representation') {
-    if (x.dtype !== 'float32' || x.shape.length !== 2) throw new Error(`${name}: expected a float32 matrix [n, p], got ${x.dtype} [${x.shape}]`);
-    const d = x.data as Float32Array;
-    for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) throw new Error(`${name}: value ${i} (row ${Math.floor(i / x.shape[1])}) is ${d[i]}`);
-    [this.n, this.p] = x.shape;
-    if (this.n < 4) throw new Error(`${name}: need at least 4 examples, got ${this.n}`);
-    this.raw = d;
-    this.x = centreColumns(x as Tensor<'float32'>);
-  }
-
-  private memo(key: string, f: () => Promise<Float64Array>): Promise<Float64Array> {
-    let v = this.cache.get(key);
-    if (!v) this.cache.set(key, (v = f()));
-    return v;
-  }
-
-  /** XᵀX of the centred X [p, p]. */
-  covariance(): Promise<Float64Array> {
-    return this.memo('xx', () => crossProduct(this.x, this.x, this.runtime));
-  }
-
-  /** The centred linear Gram matrix XXᵀ [n, n]. */
-  gram(): Promise<Float64Array> {
-    return this.memo('gram', () => gramProduct(this.x, this.x, this.runtime));
-  }
-
-  /** The centred RBF Gram matrix HKH, K = exp(−d²/(2σ²)), σ = bandwidth × median pairwise distance. */
-  rbf(bandwidth: number): Promise<Float64Array> {
-    return this.memo(`rbf${bandwidth}`, async () => {
-      const g = await this.gram();
-      const n = this.n;
-      const d2 = new Float64Array(n * n);
-      const off: number[] = [];
-      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) d2[i * n + j] = Math.max(0, g[i * n + i] + g[j * n + j] - 2 * g[i * n + j]);
-      for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) off.push(d2[i * n + j]);
-      const med = median(off);
-      if (!(med > 0)) throw new Error('RBF CKA: the median pairwise distance is 0 (most rows equal)');
-      const k = d2.map((v) => Math.exp(-v / (2 * bandwidth * bandwidth * med)));
-      return doubleCentre(k, n);
-    });
-  }
-
-  /** RSA's dissimilarity matrix: 1 − Pearson correlation between the rows (examples) [n, n]. */
-  rdm(): Promise<Float64Array> {
-    return this.memo('rdm', async () => {
-      const { n, p } = this;
-      const src = this.raw;
-      const z = new Float32Array(n * p);
-      for (let i = 0; i < n; i++) {
-        let m = 0;
-        for (let j = 0; j < p; j++) m += src[i * p + j];
-        m /= p;
-        let ss = 0;
-        for (let j = 0; j < p; j++) ss += (src[i * p + j] - m) ** 2;
-        const s = ss > 0 ? 1 / Math.sqrt(ss) : 0;
-        for (let j = 0; j < p; j++) z[i * p + j] = (src[i * p + j] - m) * s;
-      }
-      const zt = Tensor.float32(z, [n, p]);
-      return (await gramProduct(zt, zt, this.runtime)).map((c) => 1 - c);
-    });
-  }
-}
-
-/** HKH for a symmetric n × n K (H = I − 11ᵀ/n). */
-export function doubleCentre(k: Float64Array, n: number): Float64Array {
-  const row = new Float64Array(n);
-  let all = 0;
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < n; j++) row[i] += k[i * n + j];
-    all += row[i];
-    row[i] /= n;
-  }
-  all /= n * n;
-  return k.map((v, ij) => v - row[Math.floor(ij / n)] - row[ij % n] + all);
-}
-
-function median(v: number[]): number {
-  const s = Float64Array.from(v).sort();
-  const h = s.length >> 1;
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 }
 
 /** ⟨K, L_π⟩ / (‖K‖‖L‖) with L's rows and columns permuted by π (null: identity): CKA of centred Gram matrices. */
@@ -154,25 +68,14 @@ function alignment(k: Float64Array, l: Float64Array, n: number, perm: Int32Array
   return kl / Math.sqrt(kk * ll);
 }
 
-const frob2 = (a: Float64Array) => a.reduce((s, v) => s + v * v, 0);
-
-function permuteRows(x: Tensor<'float32'>, perm: Int32Array | null): Tensor<'float32'> {
-  if (!perm) return x;
-  const [n, p] = x.shape;
-  const src = x.data as Float32Array;
-  const out = new Float32Array(n * p);
-  for (let i = 0; i < n; i++) out.set(src.subarray(perm[i] * p, perm[i] * p + p), i * p);
-  return Tensor.float32(out, [n, p]);
-}
-
 async function moments(a: Representation, b: Representation, perm: Int32Array | null): Promise<Moments> {
-  const [xx, yy, xy] = await Promise.all([a.covariance(), b.covariance(), crossProduct(a.x, permuteRows(b.x, perm), a.runtime)]);
+  const [xx, yy, xy] = await Promise.all([a.covariance(), b.covariance(), crossProduct(a.x, perm ? permuteRows(b.x, perm) : b.x, a.runtime)]);
   return { p: a.p, q: b.p, xx, yy, xy };
 }
 
-/** The linear CKA form 'auto' picks: feature space unless its p × p matrices outweigh the n × n Gram matrices. */
+/** The linear CKA form of a pair: 'auto' uses the feature form when neither side is wider than n (or n is too large for Gram matrices), else Gram matrices. */
 export function ckaForm(n: number, p: number, q: number, form: SimilarityOptions['form'] = 'auto'): 'feature' | 'gram' {
-  return form === 'auto' ? (p * p + q * q + p * q <= 2 * n * n ? 'feature' : 'gram') : form;
+  return form === 'auto' ? ((p <= n && q <= n) || n > MAX_GRAM ? 'feature' : 'gram') : form;
 }
 
 type Scorer = (a: Representation, b: Representation, perm: Int32Array | null, o: SimilarityOptions) => Promise<number>;
@@ -180,10 +83,15 @@ type Scorer = (a: Representation, b: Representation, perm: Int32Array | null, o:
 /** Each measure: how it scores a pair (Y's rows permuted by perm) and which way is similar. */
 const SCORERS: Record<Measure, { score: Scorer; distance?: boolean }> = {
   cka: {
+    // Kornblith et al.: ‖YᵀX‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F), each side's products computed once and reused across pairs.
     score: async (a, b, perm, o) => {
-      if (ckaForm(a.n, a.p, b.p, o.form) === 'gram') return alignment(await a.gram(), await b.gram(), a.n, perm);
-      const m = await moments(a, b, perm);
-      return frob2(m.xy) / Math.sqrt(frob2(m.xx) * frob2(m.yy));
+      const form = ckaForm(a.n, a.p, b.p, o.form);
+      if (form === 'feature' && !perm) {
+        const r = await a.crossFeature(b);
+        return r.cross / Math.sqrt(r.self * r.otherSelf);
+      }
+      const [sa, sb] = await Promise.all([a.linear(form), b.linear(form)]);
+      return (await crossNorm2(sa, sb, perm, { runtime: a.runtime, threads: a.threads })) / Math.sqrt(sa.self * sb.self);
     },
   },
   'cka-rbf': { score: async (a, b, perm, o) => alignment(await a.rbf(o.bandwidth ?? 0.8), await b.rbf(o.bandwidth ?? 0.8), a.n, perm) },
@@ -256,7 +164,7 @@ export async function compare(a: Representation, b: Representation, measure: Mea
 
 /** The similarity of X [n, p₁] and Y [n, p₂] (float32, rows = the same inputs) by `measure`, with its baseline. */
 export async function similarity(x: Tensor, y: Tensor, measure: Measure, options: SimilarityOptions = {}): Promise<SimilarityResult> {
-  return compare(new Representation(x, options.runtime, 'X'), new Representation(y, options.runtime, 'Y'), measure, options);
+  return compare(new Representation(x, options.runtime, 'X', options.threads), new Representation(y, options.runtime, 'Y', options.threads), measure, options);
 }
 
 /**
@@ -351,10 +259,10 @@ export async function layerSimilarity(modelA: Model, modelB: Model, data: Datase
   const sitesA = options.sitesA;
   const sitesB = options.sitesB ?? sitesA;
   if (!sitesA.length || !sitesB.length) throw new Error('layerSimilarity: give at least one site for each model');
-  const actsA = await activations(modelA, data, sitesA, options);
-  const actsB = modelB === modelA && sitesB.every((s) => sitesA.includes(s)) ? actsA : await activations(modelB, data, sitesB, options);
+  const actsA = await activations(modelA, data, sitesA, options, "model A's activations");
+  const actsB = modelB === modelA && sitesB.every((s) => sitesA.includes(s)) ? actsA : await activations(modelB, data, sitesB, options, "model B's activations");
   const reps = new Map<Tensor, Representation>();
-  const rep = (t: Tensor, name: string) => reps.get(t) ?? (reps.set(t, new Representation(t, options.runtime, name)), reps.get(t)!);
+  const rep = (t: Tensor, name: string) => reps.get(t) ?? (reps.set(t, new Representation(t, options.runtime, name, options.threads)), reps.get(t)!);
   const o = { permutations: 5, ...options };
   const values: number[][] = [];
   const bounds: number[][] = [];
@@ -367,6 +275,7 @@ export async function layerSimilarity(modelA: Model, modelB: Model, data: Datase
       row.push(r.value);
       brow.push(r.baseline.bound);
       if (r.checks[0].passed) above++;
+      options.onProgress?.({ stage: `${measure} of layer pairs`, done: values.length * sitesB.length + row.length, total: sitesA.length * sitesB.length });
     }
     values.push(row);
     bounds.push(brow);

@@ -1,16 +1,19 @@
 /**
  * Model stitching (Lenc & Vedaldi 2015; Bansal et al. 2021): feed model A's activation at siteA, through a trained
  * linear map, into model B at siteB (B's own value replaced by a `set` intervention) and measure B's accuracy. A
- * dense layer for [N, p] sites, a 1×1 convolution for [N, C, H, W] sites (same H × W). The stitch is fitted by ridge
- * least squares from A's activations to B's (documented simplification of Bansal et al.'s cross-entropy training; no
- * fine-tune), both models frozen; the stitched value is computed by an ONNX graph. Also here: streaming capture of
- * activations at several sites, shared with the layer × layer similarity matrix.
+ * dense layer for [N, p] sites, a 1×1 convolution for [N, C, H, W] sites (same H × W). The stitch is first fitted by
+ * ridge least squares from A's activations to B's, then fine-tuned on B's classification loss as Bansal et al. train
+ * it: a Trainer updates only the stitch's W and b in the graph A's activation → stitch → B's layers after siteB →
+ * logits, both models frozen. Also here: streaming capture of activations at several sites, shared with the layer ×
+ * layer similarity matrix.
  */
-import type { Dataset } from '../../data/datasets/dataset.js';
+import { dataset, type Dataset } from '../../data/datasets/dataset.js';
 import { permutation } from '../../data/datasets/random.js';
 import type { Model } from '../../model/model.js';
-import { attr, encodeModel, makeGraph, makeModel, makeNode, makeValueInfo } from '../../onnx/proto.js';
-import { ONNX_DTYPE } from '../../onnx/tensor-proto.js';
+import { Trainer } from '../../model/train/trainer.js';
+import { cutEdge, freshName } from '../../onnx/rewrite.js';
+import { attr, encodeModel, makeGraph, makeModel, makeNode, makeValueInfo, type ModelProto } from '../../onnx/proto.js';
+import { ONNX_DTYPE, tensorToProto } from '../../onnx/tensor-proto.js';
 import { defaultRuntime } from '../../runtime/default.js';
 import type { Runtime, RuntimeSession } from '../../runtime/runtime.js';
 import { Tensor } from '../../runtime/tensor.js';
@@ -23,10 +26,12 @@ export interface ActivationOptions {
   readonly batchSize?: number;
   /** Sites of rank > 2: 'mean' averages over positions (H, W for [N,C,H,W]; tokens for [N,T,D]), 'flatten' keeps all. */
   readonly pooling?: 'mean' | 'flatten';
+  /** Called after every batch (and by layerSimilarity after every pair of layers). */
+  readonly onProgress?: (p: { readonly stage: string; readonly done: number; readonly total: number }) => void;
 }
 
 /** A site's activation over `data` as a matrix [n, p] per site, captured batch by batch. */
-export async function activations(model: Model, data: Dataset, sites: readonly string[], options: ActivationOptions = {}): Promise<Record<string, Tensor<'float32'>>> {
+export async function activations(model: Model, data: Dataset, sites: readonly string[], options: ActivationOptions = {}, stage = 'activations'): Promise<Record<string, Tensor<'float32'>>> {
   const n = Math.min(options.limit ?? 1000, data.size);
   const batchSize = options.batchSize ?? 100;
   if (!(n >= 1) || !(batchSize >= 1)) throw new Error(`activations: need limit ≥ 1 and batchSize ≥ 1 (got ${options.limit}, ${options.batchSize})`);
@@ -43,6 +48,7 @@ export async function activations(model: Model, data: Dataset, sites: readonly s
       if (!out[s]) [out[s], width[s]] = [new Float32Array(n * p), p];
       out[s].set(m.data as Float32Array, start * p);
     }
+    options.onProgress?.({ stage, done: Math.min(n, start + batchSize), total: n });
   }
   return Object.fromEntries(sites.map((s) => [s, Tensor.float32(out[s], [n, width[s]])]));
 }
@@ -79,19 +85,35 @@ export interface StitchOptions {
   readonly batchSize?: number;
   readonly seed?: number;
   readonly runtime?: Runtime;
+  /** The task-loss fine-tune of the stitch from its least-squares fit (false: least squares only). */
+  readonly fineTune?: FineTuneOptions | false;
+}
+
+export interface FineTuneOptions {
+  /** Passes over the `limit` training examples (default 3). */
+  readonly epochs?: number;
+  /** Adam's learning rate (default 1e-3). */
+  readonly lr?: number;
+  /** Default 32. */
+  readonly batchSize?: number;
 }
 
 export interface StitchResult {
   readonly siteA: string;
   readonly siteB: string;
   readonly kind: 'dense' | 'conv1x1';
-  /** The stitch: W [p, q] and b [q], applied per row (per pixel for conv sites). */
+  /** The stitch (fine-tuned when it was): W [p, q] and b [q], applied per row (per pixel for conv sites). */
   readonly weight: Tensor<'float32'>;
   readonly bias: Tensor<'float32'>;
-  /** Held-out accuracy of B with the stitched value, of B itself, and of the stitch fitted on shuffled pairs. */
-  readonly accuracy: { readonly stitched: number; readonly own: number; readonly shuffled: number };
-  /** own − stitched. */
+  /**
+   * Held-out accuracy of B with the stitched value (least-squares fit; `tuned`: after the task-loss fine-tune, NaN
+   * without one), of B itself, and of the least-squares stitch fitted on shuffled pairs.
+   */
+  readonly accuracy: { readonly stitched: number; readonly tuned: number; readonly own: number; readonly shuffled: number };
+  /** own − accuracy of the final stitch (the fine-tuned one when there is one). */
   readonly drop: number;
+  /** own − accuracy of the least-squares stitch. */
+  readonly dropLeastSquares: number;
   /** Held-out R² of the stitched value against B's own activation. */
   readonly r2: number;
   readonly checks: readonly Check[];
@@ -191,6 +213,8 @@ export async function stitch(modelA: Model, siteA: string, modelB: Model, siteB:
   const limit = options.limit ?? 1000;
   if (!Number.isInteger(limit) || limit < 2) throw new Error(`stitch: limit must be an integer ≥ 2, got ${limit}`);
   if (!data.labels && data.targetShape.length !== 0) throw new Error('stitch: data must have one class label per example');
+  const tuneEpochs = options.fineTune ? options.fineTune.epochs ?? 3 : 3;
+  if (!Number.isInteger(tuneEpochs) || tuneEpochs < 1) throw new Error(`stitch: fineTune.epochs must be a positive integer, got ${tuneEpochs}`);
   const test = options.test ?? data.slice(Math.min(limit, data.size - 1));
   const testLimit = Math.min(options.testLimit ?? limit, test.size);
   const runtime = options.runtime ?? (await defaultRuntime());
@@ -225,9 +249,20 @@ export async function stitch(modelA: Model, siteA: string, modelB: Model, siteB:
   };
   const real = await fit(null);
   const shuffled = await fit(permutation(xc.shape[0], options.seed ?? 1));
+  // Feeds of the stitch graph: W as Gemm's [p, q] or Conv's [q, p, 1, 1], b [q].
+  const feed = (s: { w: Float64Array; b: Float64Array }) => ({
+    W: kind === 'dense' ? Tensor.float32(s.w, [p, q]) : Tensor.float32(Float32Array.from({ length: p * q }, (_, i) => s.w[(i % p) * q + Math.floor(i / p)]), [q, p, 1, 1]),
+    B: Tensor.float32(s.b, [q]),
+  });
+  const stitches: [keyof typeof hits, { W: Tensor; B: Tensor }][] = [['stitched', feed(real)], ['shuffled', feed(shuffled)]];
+  const hits = { stitched: 0, tuned: 0, own: 0, shuffled: 0 };
+  const tune = options.fineTune === false ? undefined : options.fineTune ?? {};
+  let final = stitches[0][1];
+  if (tune) {
+    final = await fineTune(modelB, siteB, rawA, train, kind, stitches[0][1], tune, options.seed ?? 1, runtime);
+    stitches.push(['tuned', final]);
+  }
   const session = await stitchSession(runtime, kind);
-  const weightFeed = (w: Float64Array) => (kind === 'dense' ? Tensor.float32(w, [p, q]) : Tensor.float32(Float32Array.from({ length: p * q }, (_, i) => w[(i % p) * q + Math.floor(i / p)]), [q, p, 1, 1]));
-  const hits = { stitched: 0, own: 0, shuffled: 0 };
   let sse = 0;
   let sst = 0;
   const inA = modelA.inputs[0].name;
@@ -239,8 +274,8 @@ export async function stitch(modelA: Model, siteA: string, modelB: Model, siteB:
     const a = (await modelA.run({ [inA]: batch.x }, { capture: [siteA] })).captures[siteA];
     const own = await modelB.run({ [inB]: batch.x }, { capture: [siteB] });
     hits.own += argmaxAccuracy(own.outputs[outB], batch.y);
-    for (const [which, s] of [['stitched', real], ['shuffled', shuffled]] as const) {
-      const value = (await session.run({ S: a, W: weightFeed(s.w), B: Tensor.float32(s.b, [q]) })).Y;
+    for (const [which, s] of stitches) {
+      const value = (await session.run({ S: a, ...s })).Y;
       const logits = (await modelB.run({ [inB]: batch.x }, { interventions: [{ kind: 'set', site: siteB, value }] })).outputs[outB];
       hits[which] += argmaxAccuracy(logits, batch.y);
       if (which === 'stitched') {
@@ -254,16 +289,68 @@ export async function stitch(modelA: Model, siteA: string, modelB: Model, siteB:
       }
     }
   }
-  const accuracy = { stitched: hits.stitched / testLimit, own: hits.own / testLimit, shuffled: hits.shuffled / testLimit };
-  const drop = accuracy.own - accuracy.stitched;
+  const accuracy = { stitched: hits.stitched / testLimit, tuned: tune ? hits.tuned / testLimit : NaN, own: hits.own / testLimit, shuffled: hits.shuffled / testLimit };
+  const dropLeastSquares = accuracy.own - accuracy.stitched;
+  const drop = tune ? accuracy.own - accuracy.tuned : dropLeastSquares;
   const r2 = 1 - sse / sst;
   const tolerance = options.tolerance ?? 0.02;
   const checks: Check[] = [
-    { name: 'accuracy drop', value: drop, passed: drop <= tolerance, detail: `B's held-out accuracy ${accuracy.own.toFixed(4)} alone, ${accuracy.stitched.toFixed(4)} stitched from A's '${siteA}' (drop ${drop.toFixed(4)}, tolerance ${tolerance})` },
+    { name: 'accuracy drop', value: drop, passed: drop <= tolerance, detail: `B's held-out accuracy ${accuracy.own.toFixed(4)} alone, ${(tune ? accuracy.tuned : accuracy.stitched).toFixed(4)} stitched from A's '${siteA}'${tune ? ' (fine-tuned)' : ''} (drop ${drop.toFixed(4)}, tolerance ${tolerance})` },
     { name: 'shuffled-pairs baseline', value: accuracy.shuffled, passed: accuracy.stitched > accuracy.shuffled, detail: `a stitch fitted with the training pairs shuffled gives ${accuracy.shuffled.toFixed(4)}: what an unrelated representation reaches` },
-    { name: 'stitch fit R²', value: r2, detail: `held-out R² of the stitched value against B's own '${siteB}'` },
+    { name: 'stitch fit R²', value: r2, detail: `held-out R² of the least-squares stitched value against B's own '${siteB}'` },
   ];
-  return { siteA, siteB, kind, weight: Tensor.float32(real.w, [p, q]), bias: Tensor.float32(real.b, [q]), accuracy, drop, r2, checks };
+  if (tune) checks.push({ name: 'task-loss fine-tune', value: accuracy.tuned - accuracy.stitched, passed: accuracy.tuned >= accuracy.stitched, detail: `held-out accuracy ${accuracy.stitched.toFixed(4)} after least squares, ${accuracy.tuned.toFixed(4)} after training the stitch on B's loss (drop ${dropLeastSquares.toFixed(4)} → ${drop.toFixed(4)})` });
+  // W back to [p, q] row-major.
+  const w = final.W.data as Float32Array;
+  const weight = kind === 'dense' ? Tensor.float32(w, [p, q]) : Tensor.float32(Float32Array.from({ length: p * q }, (_, i) => w[(i % q) * p + Math.floor(i / q)]), [p, q]);
+  return { siteA, siteB, kind, weight, bias: final.B as Tensor<'float32'>, accuracy, drop, dropLeastSquares, r2, checks };
+}
+
+/**
+ * B's layers after siteB behind the stitch, as a model whose input is A's activation: `stitch.in` → Gemm (dense) or
+ * 1×1 Conv with weights `stitch.W`, `stitch.b` → siteB's value → B's layers on to its outputs.
+ */
+export function stitchedModel(modelB: Model, siteB: string, kind: 'dense' | 'conv1x1', inShape: readonly number[], init: { W: Tensor; B: Tensor }): { model: ModelProto; weights: [string, string] } {
+  const value = modelB.site(siteB).value;
+  const cut = cutEdge(modelB.graph, value, 'float32'); // siteB's value becomes an input; what only fed it is pruned
+  const others = cut.proto.input.filter((i) => i.name !== value && !cut.initializers.has(i.name));
+  if (others.length) throw new Error(`stitch: B's outputs read its input '${others[0].name}' other than through '${siteB}' (a path around the site); stitch at a site every path passes through`);
+  const [input, w, b] = ['stitch.in', 'stitch.W', 'stitch.b'].map((n) => freshName(cut, n));
+  const node =
+    kind === 'dense' ? makeNode('Gemm', [input, w, b], [value], { name: 'stitch' }) : makeNode('Conv', [input, w, b], [value], { name: 'stitch', attributes: [attr('kernel_shape', { ints: [1, 1] })] });
+  const graph = cut.withGraph({
+    input: [makeValueInfo(input, ONNX_DTYPE.float32, ['N', ...inShape])],
+    node: [node, ...cut.nodes],
+    initializer: [...cut.proto.initializer, tensorToProto(init.W, w), tensorToProto(init.B, b)],
+  });
+  return { model: graph.model, weights: [w, b] };
+}
+
+/** Trains the stitch's W and b on B's cross-entropy over A's captured activations, every other weight frozen. */
+async function fineTune(modelB: Model, siteB: string, rawA: Tensor, train: Dataset, kind: 'dense' | 'conv1x1', init: { W: Tensor; B: Tensor }, o: FineTuneOptions, seed: number, runtime: Runtime): Promise<{ W: Tensor; B: Tensor }> {
+  const epochs = o.epochs ?? 3;
+  const [n, ...rest] = rawA.shape;
+  const { model, weights } = stitchedModel(modelB, siteB, kind, rest, init);
+  const per = rest.reduce((a, b) => a * b, 1);
+  const src = rawA.data as Float32Array;
+  const y = train.gather(Array.from({ length: n }, (_, i) => i)).y.data as BigInt64Array;
+  const acts = dataset({
+    name: `activations at '${siteB}'`,
+    size: n,
+    inputShape: rest,
+    inputDType: 'float32',
+    numClasses: train.numClasses,
+    labels: Array.from(y, Number),
+    gather: (ix) => {
+      const x = new Float32Array(ix.length * per);
+      ix.forEach((i, k) => x.set(src.subarray(i * per, (i + 1) * per), k * per));
+      return { x: Tensor.float32(x, [ix.length, ...rest]), y: Tensor.int64(Array.from(ix, (i) => y[i]), [ix.length]) };
+    },
+  });
+  const trainer = await Trainer.create(model, { optimizer: { kind: 'adam', lr: o.lr ?? 1e-3 }, weights, runtime });
+  await trainer.fit(acts, { epochs, batchSize: o.batchSize ?? 32, seed });
+  const [w, b] = weights.map((k) => trainer.weights.get(k)!);
+  return { W: Tensor.float32(Float32Array.from(w.data), w.shape), B: Tensor.float32(Float32Array.from(b.data), b.shape) };
 }
 
 async function raw(model: Model, site: string, data: Dataset, batchSize: number): Promise<Tensor> {

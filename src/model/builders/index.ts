@@ -4,3 +4,4 @@ export { cnn, type CnnSpec } from './cnn.js';
 export { gpt, type GptSpec } from './gpt.js';
 export { attnOnly, attnOnlyNodes, nodesFromSites, type AttnOnlySpec, type ResidualNode } from './attn-only.js';
 export { OPSET } from './net.js';
+export { standardized } from './standardize.js';

@@ -7,7 +7,7 @@ export interface Progress {
   /** Batches of this epoch done, of how many. */
   readonly batch: number;
   readonly batches: number;
-  /** Running means over this epoch: loss per label and accuracy. */
+  /** Running means over this epoch: loss per label and accuracy (NaN without a classifier head). */
   readonly loss: number;
   readonly accuracy: number;
   /** Training examples per second over this epoch. */
@@ -21,7 +21,7 @@ export function progressLine(p: Progress): string {
     `epoch ${p.epoch}/${p.epochs}`,
     `step ${String(p.batch).padStart(width)}/${p.batches}`,
     `loss ${p.loss.toFixed(4)}`,
-    `acc ${(100 * p.accuracy).toFixed(2)}%`,
+    ...(Number.isNaN(p.accuracy) ? [] : [`acc ${(100 * p.accuracy).toFixed(2)}%`]),
     `${Math.round(p.examplesPerSecond)} ex/s`,
   ].join('  ');
 }

@@ -14,17 +14,18 @@
  */
 import { defaultRules } from '../../autodiff/rules/index.js';
 import type { RuleTable } from '../../autodiff/types.js';
-import type { Dataset } from '../../data/datasets/dataset.js';
+import type { Batch, Dataset } from '../../data/datasets/dataset.js';
 import { Graph } from '../../onnx/graph.js';
 import { decodeModel, type ModelProto } from '../../onnx/proto.js';
 import { tensorFromProto, tensorToProto } from '../../onnx/tensor-proto.js';
 import { defaultRuntime } from '../../runtime/default.js';
 import type { Runtime, RuntimeSession, SessionOptions } from '../../runtime/runtime.js';
 import { Tensor } from '../../runtime/tensor.js';
-import { buildEvalGraph, buildStepGraph, type StepGraph } from './graph.js';
+import { buildEvalGraph, buildInputGradGraph, buildStepGraph, type StepGraph } from './graph.js';
 import { HEAD } from './loss.js';
 import { Optimizer, type OptimizerConfig } from './optim.js';
 import type { Progress } from './progress.js';
+import type { HostTerm, LossTerm } from './terms.js';
 
 export interface TrainerOptions {
   readonly optimizer: OptimizerConfig;
@@ -35,6 +36,12 @@ export interface TrainerOptions {
   readonly session?: SessionOptions;
   /** VJP rules of the backward pass (default: the exact ones). */
   readonly rules?: RuleTable;
+  /** 'classifier' (default): minimise cross-entropy (plus the terms); 'none': the loss terms alone (autoencoders, VAEs). */
+  readonly head?: 'classifier' | 'none';
+  /** Loss terms computed by the step graph, added to the objective with their weights (terms.ts). */
+  readonly terms?: readonly LossTerm[];
+  /** Terms computed on the host from the weights: a penalty's gradient before each optimiser step, an update after. */
+  readonly hostTerms?: readonly HostTerm[];
 }
 
 /** Where a run stands: everything besides weights and optimiser state that a resumed run needs. */
@@ -47,8 +54,8 @@ export interface TrainState {
   seed?: number;
   batchSize?: number;
   lrDecay?: number;
-  /** Sums over the epoch in progress, for its running means. */
-  running: { loss: number; correct: number; labels: number };
+  /** Sums over the epoch in progress, for its running means (terms: weighted values summed over batches). */
+  running: { loss: number; correct: number; labels: number; terms?: Record<string, number>; batches?: number };
   history: EpochRecord[];
 }
 
@@ -60,7 +67,10 @@ export interface EpochRecord {
   /** The learning rate it trained with. */
   readonly lr: number;
   readonly trainLoss: number;
+  /** NaN for a trainer without a classifier head. */
   readonly trainAccuracy: number;
+  /** Each loss term's weighted value, averaged over the epoch's batches (when the trainer has terms). */
+  readonly terms?: Readonly<Record<string, number>>;
   readonly test?: { readonly loss: number; readonly accuracy: number };
   /** Wall time of the training part (this process's share of it, after a resume) and of the evaluation. */
   readonly seconds: number;
@@ -70,11 +80,15 @@ export interface EpochRecord {
 }
 
 export interface StepResult {
-  /** Mean cross-entropy of the batch. */
+  /** Mean cross-entropy of the batch (with head 'none': the objective). */
   readonly loss: number;
-  /** Correct argmax predictions, and the labels counted. */
+  /** Correct argmax predictions, and the labels counted (with head 'none': 0, and the batch's examples). */
   readonly correct: number;
   readonly labels: number;
+  /** What the step minimised: the loss plus every weighted term. */
+  readonly objective: number;
+  /** Each term's weighted value (graph terms, then host terms); empty without terms. */
+  readonly terms: Readonly<Record<string, number>>;
 }
 
 export interface Evaluation {
@@ -101,6 +115,10 @@ export interface FitOptions {
   readonly signal?: AbortSignal;
   readonly onProgress?: (p: Progress) => void;
   readonly onEpoch?: (r: EpochRecord) => void;
+  /** Extra inputs of each batch that the loss terms read (concept labels, masks), by the batch's dataset indices. */
+  readonly extra?: (batch: Batch) => Readonly<Record<string, Tensor>>;
+  /** Replaces each batch before its step (adversarial training: perturb x with inputGradient). */
+  readonly transform?: (batch: Batch, trainer: Trainer) => Promise<Batch>;
   /** Called after every epoch, every `everySteps` steps and when stopped. */
   readonly checkpoint?: { readonly save: () => Promise<void>; readonly everySteps?: number };
 }
@@ -126,6 +144,7 @@ export class Trainer {
   readonly weights: ReadonlyMap<string, Tensor<'float32'>>;
   private readonly params: ReadonlyMap<string, Float32Array>;
   private readonly steps = new Map<string, Promise<StepSession>>();
+  private readonly inputGrads = new Map<string, Promise<{ session: RuntimeSession; seed: string; grad: string }>>();
   private evalSession?: Promise<RuntimeSession>;
 
   private constructor(
@@ -162,17 +181,58 @@ export class Trainer {
     return new Trainer(forward, weights, new Optimizer(optimizer, sizes), state, runtime ?? (await defaultRuntime()), rest);
   }
 
-  /** One optimiser step on one batch: x as the model's input, y the labels (int64, the logits' shape without classes). */
-  async step(batch: { readonly x: Tensor; readonly y: Tensor }): Promise<StepResult> {
-    const { session, graph } = await this.stepSession(batch.x, batch.y);
-    const out = await session.run({ ...this.weightFeeds(), [this.input]: batch.x, [HEAD.labels]: batch.y, [graph.seed]: ONE }, graph.fetches);
+  /**
+   * One optimiser step on one batch: x as the model's input, y the labels (int64, the logits' shape without classes;
+   * ignored with head 'none'), `extra` the inputs the loss terms read.
+   */
+  async step(batch: { readonly x: Tensor; readonly y: Tensor }, extra: Readonly<Record<string, Tensor>> = {}): Promise<StepResult> {
+    const head = this.options.head !== 'none';
+    const { session, graph } = await this.stepSession(batch.x, batch.y, extra);
+    const feeds: Record<string, Tensor> = { ...this.weightFeeds(), [this.input]: batch.x, [graph.seed]: ONE };
+    if (head) feeds[HEAD.labels] = batch.y;
+    for (const f of graph.feeds) feeds[f] = extra[f];
+    const out = await session.run(feeds, graph.fetches);
     const grads = new Map(this.weightNames.map((w) => [w, out[graph.grads[w]].data as Float32Array]));
+    const terms: Record<string, number> = {};
+    (this.options.terms ?? []).forEach((t, i) => (terms[t.name] = t.weight * out[graph.terms[i]].at(0)));
+    let objective = out[graph.objective].at(0);
+    for (const h of this.options.hostTerms ?? []) {
+      if (!h.penalty) continue;
+      terms[h.name] = h.penalty(this.params, grads);
+      objective += terms[h.name];
+    }
+    if (!Number.isFinite(objective)) throw new Error(`step ${this.optimizer.steps + 1}: the objective is ${objective}; lower the learning rate or the term weights`);
     this.optimizer.step(this.params, grads);
-    return { loss: out[HEAD.loss].at(0), correct: out[HEAD.correct].at(0), labels: batch.y.size };
+    for (const h of this.options.hostTerms ?? []) h.afterStep?.(this.params, grads, this.optimizer.lr);
+    return head
+      ? { loss: out[HEAD.loss].at(0), correct: out[HEAD.correct].at(0), labels: batch.y.size, objective, terms }
+      : { loss: objective, correct: 0, labels: batch.x.shape[0], objective, terms };
+  }
+
+  /**
+   * The gradient of the batch's mean cross-entropy with respect to the input, with the current weights (no update):
+   * the direction FGSM/PGD steps along in adversarial training.
+   */
+  async inputGradient(batch: { readonly x: Tensor; readonly y: Tensor }): Promise<{ readonly loss: number; readonly grad: Tensor<'float32'> }> {
+    if (this.options.head === 'none') throw new Error("inputGradient: the trainer has head 'none' (no cross-entropy to differentiate)");
+    const key = `${batch.x.shape.join('x')}|${batch.y.shape.join('x')}`;
+    let s = this.inputGrads.get(key);
+    if (!s) {
+      s = (async () => {
+        const g = await buildInputGradGraph(this.runtime, this.forward, this.weightNames, { input: this.input, x: batch.x, y: batch.y }, this.options.rules ?? defaultRules);
+        return { ...g, session: await this.runtime.createSession(g.bytes, this.options.session) };
+      })();
+      s.catch(() => this.inputGrads.delete(key));
+      this.inputGrads.set(key, s);
+    }
+    const { session, seed, grad } = await s;
+    const out = await session.run({ ...this.weightFeeds(), [this.input]: batch.x, [HEAD.labels]: batch.y, [seed]: ONE }, [HEAD.loss, grad]);
+    return { loss: out[HEAD.loss].at(0), grad: out[grad] as Tensor<'float32'> };
   }
 
   /** Mean loss, accuracy and predictions over a dataset, in batches, with the current weights. */
   async evaluate(data: Dataset, options: { batchSize?: number; signal?: AbortSignal } = {}): Promise<Evaluation> {
+    if (this.options.head === 'none') throw new Error("evaluate: the trainer has head 'none'; there is no classifier loss or accuracy to evaluate");
     const session = await (this.evalSession ??= this.runtime.createSession(buildEvalGraph(this.forward, this.weightNames), this.options.session));
     const weights = this.weightFeeds();
     const perExample = data.targetShape.reduce((a, b) => a * b, 1);
@@ -220,11 +280,17 @@ export class Trainer {
           await save();
           return { stopped: true, steps: this.optimizer.steps, history: s.history };
         }
-        const r = await this.step(b);
+        const batch = options.transform ? await options.transform(b, this) : b;
+        const r = await this.step(batch, options.extra?.(batch) ?? {});
         s.batch++;
         s.running.loss += r.loss * r.labels;
         s.running.correct += r.correct;
         s.running.labels += r.labels;
+        if (Object.keys(r.terms).length) {
+          const t = (s.running.terms ??= {});
+          for (const [k, v] of Object.entries(r.terms)) t[k] = (t[k] ?? 0) + v;
+          s.running.batches = (s.running.batches ?? 0) + 1;
+        }
         examples += b.x.shape[0];
         options.onProgress?.({
           epoch: s.epoch + 1,
@@ -232,7 +298,7 @@ export class Trainer {
           batch: s.batch,
           batches: batches.count,
           loss: s.running.loss / s.running.labels,
-          accuracy: s.running.correct / s.running.labels,
+          accuracy: this.options.head === 'none' ? NaN : s.running.correct / s.running.labels,
           examplesPerSecond: examples / ((performance.now() - started) / 1000),
         });
         if (every && this.optimizer.steps % every === 0) await save();
@@ -245,7 +311,8 @@ export class Trainer {
         steps: this.optimizer.steps,
         lr: this.optimizer.lr,
         trainLoss: s.running.loss / Math.max(1, s.running.labels),
-        trainAccuracy: s.running.correct / Math.max(1, s.running.labels),
+        trainAccuracy: this.options.head === 'none' ? NaN : s.running.correct / Math.max(1, s.running.labels),
+        ...(s.running.terms ? { terms: Object.fromEntries(Object.entries(s.running.terms).map(([k, v]) => [k, v / s.running.batches!])) } : {}),
         test: test && { loss: test.loss, accuracy: test.accuracy },
         seconds,
         examplesPerSecond: examples / seconds,
@@ -272,8 +339,13 @@ export class Trainer {
 
   /** Releases every session. */
   async dispose(): Promise<void> {
-    const sessions = [...(await Promise.all(this.steps.values())).map((s) => s.session), ...(this.evalSession ? [await this.evalSession] : [])];
+    const sessions = [
+      ...(await Promise.all(this.steps.values())).map((s) => s.session),
+      ...(await Promise.all(this.inputGrads.values())).map((s) => s.session),
+      ...(this.evalSession ? [await this.evalSession] : []),
+    ];
     this.steps.clear();
+    this.inputGrads.clear();
     this.evalSession = undefined;
     await Promise.all(sessions.map((s) => s.release()));
   }
@@ -291,12 +363,14 @@ export class Trainer {
   }
 
   /** The step session for inputs of this shape: built (probe, backward, compile) on first use, then reused. */
-  private stepSession(x: Tensor, y: Tensor): Promise<StepSession> {
-    const key = `${x.shape.join('x')}|${y.shape.join('x')}`;
+  private stepSession(x: Tensor, y: Tensor, extra: Readonly<Record<string, Tensor>>): Promise<StepSession> {
+    const shapes = Object.entries(extra).map(([k, t]) => `${k}:${t.shape.join('x')}`);
+    const key = [`${x.shape.join('x')}|${y.shape.join('x')}`, ...shapes].join('|');
     let s = this.steps.get(key);
     if (!s) {
       s = (async () => {
-        const graph = await buildStepGraph(this.runtime, this.forward, this.weightNames, { input: this.input, x, y }, this.options.rules ?? defaultRules);
+        const spec = { head: this.options.head, terms: this.options.terms };
+        const graph = await buildStepGraph(this.runtime, this.forward, this.weightNames, { input: this.input, x, y, extra }, this.options.rules ?? defaultRules, spec);
         return { graph, session: await this.runtime.createSession(graph.bytes, this.options.session) };
       })();
       s.catch(() => this.steps.delete(key));

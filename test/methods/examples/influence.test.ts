@@ -152,7 +152,11 @@ function refitLoss(removed: readonly number[], T: Features, t: number): number {
 
 test('on MNIST, influence predicts leave-one-out retraining (convex last layer), and LiSSA agrees with CG', async () => {
   const tests = test_.subset([0, 1]);
-  const r = await influenceFunctions(model, train, tests, { l2: L2, damping: 0, crossCheck: true, lissa: { depth: 4000, batch: 50, seed: 1 } });
+  const last = new Map<string, [number, number]>();
+  const onProgress = (p: { stage: string; done: number; total: number }) => void last.set(p.stage, [p.done, p.total]);
+  const r = await influenceFunctions(model, train, tests, { l2: L2, damping: 0, crossCheck: true, lissa: { depth: 4000, batch: 50, seed: 1 }, onProgress });
+  // Progress reaches the end of every stage: 1000 training and 2 test feature rows, then 2 test examples solved.
+  assert.deepEqual([...last], [['training features', [1000, 1000]], ['test features', [2, 2]], ['influence (cg)', [2, 2]]]);
   for (const c of r.checks) assert.ok(c.passed !== false, `${c.name}: ${JSON.stringify(c.value)} (${c.detail})`);
   assert.equal(r.parameters.count, 10 * 33);
   const T = await lastLayerFeatures(model, lastLayer(model), tests);
